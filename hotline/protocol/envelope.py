@@ -3,7 +3,8 @@
 Layout (docs/PROTOCOL.md, "Envelope"): a JSON *header* travels as its exact bytes; a fresh 32-byte
 content key encrypts the content with AES-256-GCM (the AAD binds the header hash); the content key is
 wrapped for every recipient device with HPKE, whose ``info`` binds the header hash and the recipient;
-one Ed25519 signature by the sender device covers the domain-separated header, body and wrapped keys.
+one Ed25519 signature by the sender device covers the domain-separated header and the SHA-256 hashes of
+the body and of the wrapped keys.
 Anyone holding the sender's public key — the relay, an auditor — can check who sent what without being
 able to read it. Nothing is re-serialized before verification: what is signed is what travels.
 
@@ -184,6 +185,14 @@ def _parse_seq(obj: object, members: set[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted((m, require_int(n, field=f"header.seq.{m}", minimum=1)) for m, n in obj.items()))
 
 
+def envelope_signed_bytes(header_bytes: bytes, body_hash: bytes, keys_hash: bytes) -> bytes:
+    return frame(DS_ENVELOPE, header_bytes, body_hash, keys_hash)
+
+
+def envelope_hash(header_bytes: bytes, body_hash: bytes, keys_hash: bytes, signature: bytes) -> bytes:
+    return crypto.sha256(frame(DS_ENVELOPE_HASH, header_bytes, body_hash, keys_hash, signature))
+
+
 @dataclass(frozen=True)
 class Envelope:
     """A sealed message as it travels. ``header`` is parsed from ``header_bytes``, never the reverse."""
@@ -194,15 +203,26 @@ class Envelope:
     signature: bytes
     header: Header
 
+    @property
+    def body_hash(self) -> bytes:
+        return crypto.sha256(self.body)
+
+    @property
+    def keys_hash(self) -> bytes:
+        return crypto.sha256(frame(*self.wrapped_keys))
+
     def signed_bytes(self) -> bytes:
-        return frame(DS_ENVELOPE, self.header_bytes, self.body, *self.wrapped_keys)
+        """What the sender signs: the header itself and hashes of the body and the wrapped keys.
+
+        Hashes rather than the bulk bytes let the audit log keep only the header, two hashes and the
+        signature, and still let an auditor verify who sent what.
+        """
+        return envelope_signed_bytes(self.header_bytes, self.body_hash, self.keys_hash)
 
     @property
     def hash(self) -> bytes:
         """SHA-256 identifying these exact bytes; receipts and the audit log refer to it."""
-        return crypto.sha256(
-            frame(DS_ENVELOPE_HASH, self.header_bytes, self.body, *self.wrapped_keys, self.signature)
-        )
+        return envelope_hash(self.header_bytes, self.body_hash, self.keys_hash, self.signature)
 
     def to_json(self) -> dict[str, Any]:
         return {
