@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from hotline.cli import serve
+from hotline.cli import admin, demo, desk, serve
 
 app = typer.Typer(
     name="hotline",
@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 
 serve.register(app)
+admin.register(app)
+desk.register(app)
+demo.register(app)
 
 
 def main() -> None:
