@@ -767,7 +767,7 @@ class DeskClient:
             return [RelayAlarm(f"the relay's receipt for item {item.get('id')} is about another envelope")]
         st = self.state
         message_id = header.message_id
-        if st.receiver.has_accepted(message_id):
+        if st.receiver.has_accepted(header.sender, message_id):
             # Already ours: make sure our delivered receipt reached the relay, then drop it.
             previous = st.received.get(message_id, {}).get("delivered_receipt")
             if previous:

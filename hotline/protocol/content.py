@@ -21,6 +21,7 @@ from hotline.protocol.model import (
     DeviceAddress,
     Intent,
     Limits,
+    is_protocol_version,
     require_channel,
     require_enum,
     require_object,
@@ -78,12 +79,12 @@ class Content:
                 "fields",
             },
         )
-        if f["v"] != PROTOCOL_VERSION:
+        if not is_protocol_version(f["v"]):
             raise UnsupportedVersionError(f"content version {f['v']!r} is not supported")
         if not isinstance(f["recipients"], list) or len(f["recipients"]) > limits.max_recipients:
             raise MalformedError("content.recipients: expected a list within the recipient limit")
         lang = require_str(f["lang"], field="content.lang", max_len=35)
-        if not LANG_RE.match(lang):
+        if not LANG_RE.fullmatch(lang):
             raise MalformedError("content.lang: not a language tag")
         in_reply_to = f["in_reply_to"]
         if in_reply_to is not None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from hotline.protocol.errors import MalformedError, TooLargeError
 
-_B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def b64e(data: bytes) -> str:
@@ -29,7 +30,7 @@ def b64d(text: object, *, field: str, max_bytes: int | None = None) -> bytes:
         raise MalformedError(f"{field}: expected a base64url string")
     if max_bytes is not None and len(text) > (max_bytes * 4 + 2) // 3:
         raise TooLargeError(f"{field}: longer than {max_bytes} bytes")
-    if not _B64URL_RE.match(text) or len(text) % 4 == 1:
+    if not _B64URL_RE.fullmatch(text) or len(text) % 4 == 1:
         raise MalformedError(f"{field}: not unpadded base64url")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -42,7 +43,11 @@ def b64d(text: object, *, field: str, max_bytes: int | None = None) -> bytes:
 
 def dump_json(obj: Any) -> bytes:
     """Serialize as compact UTF-8 JSON with sorted keys (how this implementation produces signed bytes)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from surrogateescape-decoded input
+        raise MalformedError("a string is not valid Unicode (lone surrogate)") from exc
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -74,7 +79,22 @@ def load_json_object(data: bytes, *, what: str, max_bytes: int) -> dict[str, Any
         raise MalformedError(f"{what}: not valid JSON") from exc
     if not isinstance(obj, dict):
         raise MalformedError(f"{what}: expected a JSON object")
+    _reject_lone_surrogates(obj, what=what)
     return obj
+
+
+def _reject_lone_surrogates(obj: Any, *, what: str) -> None:
+    """Refuse strings holding an escaped lone surrogate ("\\ud800"): not Unicode, never encodable as UTF-8."""
+    pending = [obj]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and _SURROGATE_RE.search(item):
+            raise MalformedError(f"{what}: a string is not valid Unicode (lone surrogate)")
 
 
 def frame(*parts: bytes) -> bytes:

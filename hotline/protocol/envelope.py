@@ -41,6 +41,7 @@ from hotline.protocol.model import (
     Limits,
     Precedence,
     Suite,
+    is_protocol_version,
     require_bool,
     require_channel,
     require_enum,
@@ -116,7 +117,7 @@ class Header:
     @classmethod
     def parse(cls, data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Header:
         obj = load_json_object(data, what="header", max_bytes=limits.max_header_bytes)
-        if "v" in obj and obj["v"] != PROTOCOL_VERSION:
+        if "v" in obj and not is_protocol_version(obj["v"]):
             raise UnsupportedVersionError(f"protocol version {obj['v']!r} is not supported")
         f = require_object(obj, field="header", keys=HEADER_FIELDS)
         suite_value = require_str(f["suite"], field="header.suite", max_len=64)
@@ -134,7 +135,7 @@ class Header:
             name = f"header.recipients[{i}]"
             rf = require_object(item, field=name, keys={"member", "device", "prekey"})
             prekey = require_str(rf["prekey"], field=f"{name}.prekey", max_len=32)
-            if not PREKEY_ID_RE.match(prekey):
+            if not PREKEY_ID_RE.fullmatch(prekey):
                 raise MalformedError(f"{name}.prekey: not a prekey id")
             address = DeviceAddress.from_json({"member": rf["member"], "device": rf["device"]}, field=name)
             recipients.append(Recipient(address, prekey))

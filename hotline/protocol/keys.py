@@ -33,6 +33,7 @@ from hotline.protocol.model import (
     DeviceAddress,
     Limits,
     Suite,
+    is_protocol_version,
     require_int,
     require_name,
     require_object,
@@ -98,7 +99,7 @@ class SignedPrekey:
                 "expires_ms",
             },
         )
-        if f["v"] != PROTOCOL_VERSION:
+        if not is_protocol_version(f["v"]):
             raise UnsupportedVersionError(f"prekey version {f['v']!r} is not supported")
         if f["type"] != "prekey":
             raise MalformedError("prekey.type: expected 'prekey'")
@@ -107,7 +108,7 @@ class SignedPrekey:
         if len(public_key) != crypto.X25519_KEY_LEN:
             raise MalformedError("prekey.public_key: an X25519 public key is 32 bytes")
         pk_id = require_str(f["id"], field="prekey.id", max_len=32)
-        if not PREKEY_ID_RE.match(pk_id) or pk_id != prekey_id_for(public_key):
+        if not PREKEY_ID_RE.fullmatch(pk_id) or pk_id != prekey_id_for(public_key):
             raise MalformedError("prekey.id: does not match the public key")
         not_before = require_int(f["not_before_ms"], field="prekey.not_before_ms")
         expires = require_int(f["expires_ms"], field="prekey.expires_ms")

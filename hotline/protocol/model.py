@@ -29,6 +29,12 @@ E = TypeVar("E", bound=StrEnum)
 MAX_SAFE_INTEGER = 2**53 - 1  # largest integer every JSON implementation (and JavaScript) keeps exact
 
 
+def is_protocol_version(value: object) -> bool:
+    """True only for the JSON integer ``1``: Python compares ``true`` and ``1.0`` equal to it, but they are
+    other bytes, which a stricter implementation refuses, so accepting them would let two parties disagree."""
+    return type(value) is int and value == PROTOCOL_VERSION
+
+
 class Suite(StrEnum):
     """A cipher suite names every algorithm an envelope, prekey or receipt uses."""
 
@@ -146,7 +152,7 @@ def require_str(obj: object, *, field: str, max_len: int) -> str:
 
 def require_name(obj: object, *, field: str) -> str:
     value = require_str(obj, field=field, max_len=32)
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise MalformedError(
             f"{field}: must be 1-32 of a-z, 0-9, '_' or '-', starting with a letter or digit"
         )
@@ -155,14 +161,14 @@ def require_name(obj: object, *, field: str) -> str:
 
 def require_channel(obj: object, *, field: str) -> str:
     value = require_str(obj, field=field, max_len=64)
-    if not CHANNEL_RE.match(value):
+    if not CHANNEL_RE.fullmatch(value):
         raise MalformedError(f"{field}: not a valid channel id")
     return value
 
 
 def require_uuid(obj: object, *, field: str) -> str:
     value = require_str(obj, field=field, max_len=36)
-    if not UUID_RE.match(value):
+    if not UUID_RE.fullmatch(value):
         raise MalformedError(f"{field}: not a lower-case UUID")
     return value
 

@@ -23,6 +23,7 @@ from hotline.protocol.model import (
     PROTOCOL_VERSION,
     DeviceAddress,
     Limits,
+    is_protocol_version,
     require_channel,
     require_enum,
     require_int,
@@ -97,7 +98,7 @@ class Receipt:
     @classmethod
     def parse(cls, body: bytes, signature: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Receipt:
         obj = load_json_object(body, what="receipt", max_bytes=limits.max_receipt_bytes)
-        if "v" in obj and obj["v"] != PROTOCOL_VERSION:
+        if "v" in obj and not is_protocol_version(obj["v"]):
             raise UnsupportedVersionError(f"receipt version {obj['v']!r} is not supported")
         kind = require_enum(obj.get("kind"), ReceiptKind, field="receipt.kind")
         common = {"v", "type", "kind", "channel", "message_id", "envelope_hash", "at_ms"}

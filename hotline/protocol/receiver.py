@@ -7,7 +7,9 @@ A receiving device keeps, for every sender device, the highest number it has acc
 below it that it has not seen (*gaps*). For each arriving message, identified by (sender device,
 sequence number, message id), exactly one of these happens:
 
-* the message id was accepted before → :class:`Duplicate`; nothing is accepted;
+* the message id was accepted before from that sender device → :class:`Duplicate`; nothing is
+  accepted (ids are kept per sender, so a co-recipient who copies another sender's id cannot make
+  the real message look like a duplicate);
 * the number is the next one → :class:`Accepted`;
 * the number is beyond the next one → :class:`GapDetected` for the numbers skipped, then
   :class:`Accepted`; the skipped numbers are remembered as missing;
@@ -15,8 +17,8 @@ sequence number, message id), exactly one of these happens:
   resent message heals the gap);
 * any other number at or below the highest → :class:`Replay`; nothing is accepted.
 
-Hence no (sender device, sequence number) and no message id is ever accepted twice, whatever the
-interleaving of duplicates, reorderings and gaps, and every skipped number is reported once.
+Hence no (sender device, sequence number) and no (sender device, message id) is ever accepted twice,
+whatever the interleaving of duplicates, reorderings and gaps, and every skipped number is reported once.
 
 A device enrolled after its member's first device starts with ``strict_start=False``: the first number
 it sees from a sender becomes its baseline, since earlier messages went to the member's older devices.
@@ -73,6 +75,7 @@ Event = Accepted | GapDetected | Duplicate | Replay
 class _Stream:
     high: int | None  # None: baseline not yet set (non-strict start)
     missing: list[tuple[int, int]] = field(default_factory=list)  # sorted, disjoint, inclusive
+    ids: set[str] = field(default_factory=set)  # message ids accepted from this sender
 
     def take_missing(self, seq: int) -> bool:
         for i, (lo, hi) in enumerate(self.missing):
@@ -89,18 +92,17 @@ class ReceiverState:
     def __init__(self, *, strict_start: bool = True) -> None:
         self._strict_start = strict_start
         self._streams: dict[DeviceAddress, _Stream] = {}
-        self._accepted_ids: set[str] = set()
 
     def receive(self, sender: DeviceAddress, seq: int, message_id: str) -> list[Event]:
         """Feed one message; the returned events say whether to hand it to the application."""
         if seq < 1:
             raise ValueError("sequence numbers start at 1")
-        if message_id in self._accepted_ids:
-            return [Duplicate(sender, seq, message_id)]
         stream = self._streams.get(sender)
         if stream is None:
             stream = _Stream(high=0 if self._strict_start else None)
             self._streams[sender] = stream
+        if message_id in stream.ids:
+            return [Duplicate(sender, seq, message_id)]
         events: list[Event] = []
         filled = False
         if stream.high is None or seq == stream.high + 1:
@@ -113,7 +115,7 @@ class ReceiverState:
             filled = True
         else:
             return [Replay(sender, seq, message_id)]
-        self._accepted_ids.add(message_id)
+        stream.ids.add(message_id)
         events.append(Accepted(sender, seq, message_id, filled_gap=filled))
         return events
 
@@ -125,8 +127,9 @@ class ReceiverState:
     def all_missing(self) -> dict[DeviceAddress, list[tuple[int, int]]]:
         return {s: list(st.missing) for s, st in self._streams.items() if st.missing}
 
-    def has_accepted(self, message_id: str) -> bool:
-        return message_id in self._accepted_ids
+    def has_accepted(self, sender: DeviceAddress, message_id: str) -> bool:
+        stream = self._streams.get(sender)
+        return stream is not None and message_id in stream.ids
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for a client to persist between runs."""
@@ -138,17 +141,18 @@ class ReceiverState:
                     "device": s.device,
                     "high": st.high,
                     "missing": [list(r) for r in st.missing],
+                    "ids": sorted(st.ids),
                 }
                 for s, st in sorted(self._streams.items())
             ],
-            "accepted_ids": sorted(self._accepted_ids),
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> ReceiverState:
         state = cls(strict_start=bool(obj["strict_start"]))
         for item in obj["streams"]:
-            stream = _Stream(high=item["high"], missing=[(lo, hi) for lo, hi in item["missing"]])
+            stream = _Stream(
+                high=item["high"], missing=[(lo, hi) for lo, hi in item["missing"]], ids=set(item["ids"])
+            )
             state._streams[DeviceAddress(item["member"], item["device"])] = stream
-        state._accepted_ids = set(obj["accepted_ids"])
         return state

@@ -14,6 +14,7 @@ from hotline.protocol.errors import MalformedError, UnsupportedVersionError
 from hotline.protocol.model import (
     PROTOCOL_VERSION,
     DeviceAddress,
+    is_protocol_version,
     require_int,
     require_object,
     require_str,
@@ -49,7 +50,7 @@ class TreeHead:
     def parse(cls, body: bytes, signature: bytes) -> TreeHead:
         obj = load_json_object(body, what="tree head", max_bytes=MAX_TREE_HEAD_BYTES)
         f = require_object(obj, field="tree_head", keys={"v", "type", "size", "root", "at_ms"})
-        if f["v"] != PROTOCOL_VERSION:
+        if not is_protocol_version(f["v"]):
             raise UnsupportedVersionError("tree head version is not supported")
         if f["type"] != "tree-head":
             raise MalformedError("tree_head.type: expected 'tree-head'")
