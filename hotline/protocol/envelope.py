@@ -55,6 +55,7 @@ DS_ENVELOPE = b"hotline/v1/envelope"
 DS_ENVELOPE_HASH = b"hotline/v1/envelope-hash"
 DS_BODY = b"hotline/v1/body"
 DS_WRAP = b"hotline/v1/wrap"
+DS_KEY_COMMITMENT = b"hotline/v1/key-commitment"
 
 _MAX_WRAPPED_KEY = 2048  # bytes; the classic suite's is 80, the hybrid suite's about 1,170
 
@@ -68,6 +69,7 @@ HEADER_FIELDS = frozenset(
         "seq",
         "recipients",
         "precedence",
+        "key_commitment",
         "created_at_ms",
         "content_type",
         "exercise",
@@ -96,6 +98,10 @@ class Header:
     created_at_ms: int
     content_type: ContentType
     exercise: bool
+    # SHA-256 of the content key (domain-separated). AES-GCM and HPKE do not commit to their keys, so
+    # without this one signed envelope could carry different content keys — and so different texts —
+    # to different recipients. With it, every recipient that opens the envelope reads the same text.
+    key_commitment: bytes
 
     def to_bytes(self) -> bytes:
         return dump_json(
@@ -111,6 +117,7 @@ class Header:
                 "created_at_ms": self.created_at_ms,
                 "content_type": self.content_type.value,
                 "exercise": self.exercise,
+                "key_commitment": b64e(self.key_commitment),
             }
         )
 
@@ -158,6 +165,7 @@ class Header:
             created_at_ms=require_int(f["created_at_ms"], field="header.created_at_ms"),
             content_type=ctype,
             exercise=require_bool(f["exercise"], field="header.exercise"),
+            key_commitment=_require_hash(f["key_commitment"], field="header.key_commitment"),
         )
 
     def recipient(self, address: DeviceAddress) -> Recipient:
@@ -184,6 +192,17 @@ def _parse_seq(obj: object, members: set[str]) -> tuple[tuple[str, int], ...]:
     if set(obj) != members:
         raise MalformedError("header.seq: needs exactly one sequence number per recipient member")
     return tuple(sorted((m, require_int(n, field=f"header.seq.{m}", minimum=1)) for m, n in obj.items()))
+
+
+def _require_hash(value: object, *, field: str) -> bytes:
+    digest = b64d(value, field=field, max_bytes=32)
+    if len(digest) != 32:
+        raise MalformedError(f"{field}: a SHA-256 hash is 32 bytes")
+    return digest
+
+
+def key_commitment(content_key: bytes) -> bytes:
+    return crypto.sha256(frame(DS_KEY_COMMITMENT, content_key))
 
 
 def envelope_signed_bytes(header_bytes: bytes, body_hash: bytes, keys_hash: bytes) -> bytes:
@@ -326,6 +345,7 @@ def seal_envelope(
                 f"{prekey.owner} uses suite {prekey.suite.value}, this device {keys.suite.value}"
             )
     message_id = uuid7(now_ms, rng)
+    content_key = rng(crypto.AES_KEY_LEN)
     header = Header(
         suite=keys.suite,
         channel=channel,
@@ -337,6 +357,7 @@ def seal_envelope(
         created_at_ms=now_ms,
         content_type=ContentType.MESSAGE,
         exercise=exercise,
+        key_commitment=key_commitment(content_key),
     )
     header_bytes = header.to_bytes()
     # Round-trip through the parser so a sender can never emit what a receiver would refuse.
@@ -359,7 +380,6 @@ def seal_envelope(
         )
     Content.parse(plaintext, limits=limits)
     header_hash = crypto.sha256(header_bytes)
-    content_key = rng(crypto.AES_KEY_LEN)
     nonce = rng(crypto.AES_NONCE_LEN)
     body = nonce + crypto.aead_seal(content_key, nonce, plaintext, _body_aad(header_hash))
     wrapped = tuple(
@@ -395,7 +415,9 @@ def open_envelope(
         raise UnknownKeyError(f"prekey {me.prekey_id} is unknown here or has been erased")
     header_hash = crypto.sha256(envelope.header_bytes)
     content_key = secret.secret.open(envelope.wrapped_keys[index], _wrap_info(header_hash, me))
-    if len(content_key) != crypto.AES_KEY_LEN:
+    if len(content_key) != crypto.AES_KEY_LEN or not crypto.constant_time_equal(
+        key_commitment(content_key), header.key_commitment
+    ):
         raise DecryptionFailedError("could not open")
     nonce, ciphertext = envelope.body[: crypto.AES_NONCE_LEN], envelope.body[crypto.AES_NONCE_LEN :]
     plaintext = crypto.aead_open(content_key, nonce, ciphertext, _body_aad(header_hash))

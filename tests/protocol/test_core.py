@@ -17,6 +17,7 @@ from hotline.protocol.errors import (
     ERROR_CLASSES,
     BadPassphraseError,
     BadSignatureError,
+    DecryptionFailedError,
     ErrorCode,
     ExpiredPrekeyError,
     MalformedError,
@@ -949,3 +950,50 @@ def test_receiver_refuses_sequence_number_zero() -> None:
 def test_gap_event_reads_well() -> None:
     assert str(GapDetected(S, 2, 2)) == "message 2 from delhi/laptop missing"
     assert str(GapDetected(S, 2, 5)) == "messages 2–5 from delhi/laptop missing"
+
+
+# --- key commitment -----------------------------------------------------------------------------------
+
+
+def test_a_sender_cannot_give_two_recipients_different_content_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A malicious sender re-wraps another content key for one recipient and re-signs everything.
+
+    Both wraps are valid HPKE ciphertexts and the signature verifies, but the header commits to one
+    content key, so the recipient given the other key refuses before AES-GCM is tried: AES-GCM is not
+    key-committing, so a crafted body could otherwise decrypt to a second text under the second key.
+    """
+    used_keys: list[bytes] = []
+    real_aead_open = crypto.aead_open
+
+    def recording_aead_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        used_keys.append(key)
+        return real_aead_open(key, nonce, ciphertext, aad)
+
+    monkeypatch.setattr(crypto, "aead_open", recording_aead_open)
+    good = seal((ISLAMABAD, WASHINGTON))
+    header = good.header
+    other_key = bytes(32)
+    index = [r.address for r in header.recipients].index(WASHINGTON)
+    info = frame(
+        b"hotline/v1/wrap",
+        crypto.sha256(good.header_bytes),
+        b"washington",
+        b"desk",
+        header.recipients[index].prekey_id.encode(),
+    )
+    wrapped = list(good.wrapped_keys)
+    wrapped[index] = crypto.hpke_seal(prekey_of(WASHINGTON).public_key, other_key, info)
+    forged = Envelope(good.header_bytes, good.body, tuple(wrapped), b"", header)
+    forged = Envelope(
+        good.header_bytes,
+        good.body,
+        tuple(wrapped),
+        keys_of(DELHI).signing.sign(forged.signed_bytes()),
+        header,
+    )
+    forged.verify_signature(keys_of(DELHI).signing_public_key)  # the sender really signed it
+    assert open_envelope(forged, keys_of(ISLAMABAD), keys_of(DELHI).signing_public_key).content.text
+    used_keys.clear()
+    with pytest.raises(DecryptionFailedError):
+        open_envelope(forged, keys_of(WASHINGTON), keys_of(DELHI).signing_public_key)
+    assert other_key not in used_keys
