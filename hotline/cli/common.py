@@ -75,7 +75,11 @@ def passphrase_from_env_or_prompt(*, confirm: bool, needed: bool) -> str | None:
     if not needed:
         return None
     if not sys.stdin.isatty():
-        fail("this needs a passphrase: set HOTLINE_PASSPHRASE or run in a terminal", EXIT_PROFILE)
+        fail(
+            "this needs a passphrase: set HOTLINE_PASSPHRASE or run in a terminal",
+            EXIT_PROFILE,
+            error_code="passphrase_required",
+        )
     value = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
     return str(value)
 

@@ -169,12 +169,18 @@ async def run_demo(workdir: Path, port: int, once: bool) -> bool:
 
         await delhi.aclose()
         async with httpx.AsyncClient(timeout=10) as http:
-            relay_info = (await http.get(f"{base}/v1/relay")).json()
-            head_json = (await http.get(f"{base}/v1/audit/tree-head")).json()
-        head = TreeHead.from_json(head_json.get("tree_head", head_json))
-        head.verify(b64d(relay_info["public_key"], field="public_key"))
-        if head.size <= ladder["log_index"]:
-            raise RuntimeError("the audit log's tree head does not cover the message")
+            relay_key = b64d((await http.get(f"{base}/v1/relay")).json()["public_key"], field="public_key")
+            # The relay signs a new tree head every few seconds while entries arrive.
+            deadline = time.monotonic() + 15
+            while True:
+                head_json = (await http.get(f"{base}/v1/audit/tree-head")).json()
+                head = TreeHead.from_json(head_json.get("tree_head", head_json))
+                head.verify(relay_key)
+                if head.size > ladder["log_index"]:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no signed tree head covers the message")
+                await asyncio.sleep(0.2)
         step(f"Audit log: signed tree head verified — {head.size} entries, root {head.root.hex()[:16]}…")
         await islamabad.aclose()
 

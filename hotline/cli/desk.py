@@ -39,6 +39,7 @@ from hotline.client import (
     RelayAlarm,
 )
 from hotline.client.desk import ClientEvent
+from hotline.client.errors import ProfileError
 from hotline.protocol import Intent, Precedence
 
 RelayOption = typer.Option(
@@ -75,11 +76,20 @@ def parse_precedence(value: str) -> Precedence:
         fail(f"unknown precedence {value!r}; choose FLASH, IMMEDIATE, PRIORITY or ROUTINE", EXIT_USAGE)
 
 
-def open_desk(profile: str) -> DeskClient:
+def open_desk(profile: str, *, as_json: bool = False) -> DeskClient:
+    """Open a profile, or exit with code 5 and a clear message if it is missing or will not open."""
     store = profile_store(profile)
     if not store.exists():
-        fail(f"no profile {profile!r} at {store.directory}; run `hotline enroll` first", EXIT_PROFILE)
-    return DeskClient.open(store)
+        fail(
+            f"no profile {profile!r} at {store.directory}; run `hotline enroll` first",
+            EXIT_PROFILE,
+            error_code="profile_missing",
+            as_json=as_json,
+        )
+    try:
+        return DeskClient.open(store)
+    except ProfileError as exc:
+        fail(exc.message, EXIT_PROFILE, error_code=exc.code, as_json=as_json)
 
 
 def event_json(ev: ClientEvent) -> dict[str, Any]:
@@ -203,7 +213,7 @@ def register(app: typer.Typer) -> None:
         """Show this profile's device, channel, role, relay and key fingerprint."""
         from hotline.protocol import fingerprint
 
-        desk = open_desk(profile)
+        desk = open_desk(profile, as_json=as_json)
         st = desk.state
         info = {
             "profile": profile,
@@ -226,7 +236,7 @@ def register(app: typer.Typer) -> None:
         """Members, their devices and fingerprints, safety numbers, verified or not, key changes."""
 
         async def body() -> tuple[list[Any], list[Any]]:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 events = await desk.refresh_directory()
                 return desk.contacts(), events
 
@@ -275,7 +285,7 @@ def register(app: typer.Typer) -> None:
         """Mark a contact verified after comparing safety numbers out of band."""
 
         async def body() -> bool:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 await desk.refresh_directory()
                 return desk.verify_contact(member, number)
 
@@ -328,7 +338,7 @@ def register(app: typer.Typer) -> None:
         prec, purpose = parse_precedence(precedence), parse_intent(intent)
 
         async def body() -> dict[str, Any]:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 sent = await desk.send(
                     to, text, precedence=prec, intent=purpose, in_reply_to=reply_to, lang=lang
                 )
@@ -360,7 +370,7 @@ def register(app: typer.Typer) -> None:
         """Fetch new messages (sending `delivered` receipts) and list received messages."""
 
         async def body() -> tuple[list[ClientEvent], dict[str, Any]]:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 events = await desk.sync()
                 return events, desk.state.received
 
@@ -404,7 +414,7 @@ def register(app: typer.Typer) -> None:
         """Acknowledge a received message as a person at this desk (optionally with a reply)."""
 
         async def body() -> dict[str, Any]:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 await desk.sync()
                 receipt = await desk.acknowledge(message_id, reply)
                 return {
@@ -439,7 +449,7 @@ def register(app: typer.Typer) -> None:
                     loop.add_signal_handler(sig, stop.set)
             if timeout > 0:
                 loop.call_later(timeout, stop.set)
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 if not as_json:
                     st = desk.state
                     console.print(f"listening as {st.member}/{st.device} on {st.channel} (Ctrl-C to stop)")
@@ -461,7 +471,7 @@ def register(app: typer.Typer) -> None:
         """Each of my sent messages with its ladder, and alarms (gaps, refusals, key changes)."""
 
         async def body() -> dict[str, Any]:
-            async with open_desk(profile) as desk:
+            async with open_desk(profile, as_json=as_json) as desk:
                 await desk.sync()
                 st = desk.state
                 return {

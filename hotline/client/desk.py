@@ -384,8 +384,8 @@ class DeskClient:
         now = self.clock()
         for name, info in members.items():
             pin = st.pins.get(name)
-            if pin is None:
-                # First use: pin what the relay shows now.
+            if pin is None or not pin.devices:
+                # First use (no device of this member seen before): pin what the relay shows now.
                 st.pins[name] = Pin(
                     devices={
                         d.address.device: PinnedDevice(b64e(d.signing_key), now, d.status)
