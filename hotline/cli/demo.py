@@ -42,10 +42,16 @@ ANSWER = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` if it can be bound on loopback, else any free port."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 class Step:
@@ -186,16 +192,17 @@ async def run_demo(workdir: Path, port: int, once: bool) -> bool:
 
         console.print()
         console.print("[bold green]Demo complete.[/] Continue by hand in another terminal:")
-        console.print(f"  export HOTLINE_HOME={home} HOTLINE_RELAY_URL={base}")
-        console.print("  hotline listen --profile islamabad")
-        console.print(
-            "  hotline send --profile delhi --to islamabad --precedence immediate "
-            "--intent reassurance 'No escalation.'"
-        )
-        console.print("  hotline inbox --profile islamabad")
-        console.print("  hotline status --profile delhi")
-        console.print("  hotline contacts --profile delhi")
-        console.print(f"  hotline admin channels --admin-token-file {data_dir / 'admin.token'}")
+        for line in (
+            f"export HOTLINE_HOME={home} HOTLINE_RELAY_URL={base}",
+            "hotline listen --profile islamabad",
+            "hotline send --profile delhi --to islamabad --precedence immediate "
+            "--intent reassurance 'No escalation.'",
+            "hotline inbox --profile islamabad",
+            "hotline status --profile delhi",
+            "hotline contacts --profile delhi",
+            f"hotline admin channels --admin-token-file {data_dir / 'admin.token'}",
+        ):
+            console.print("  " + line, soft_wrap=True, markup=False)
         if not once:
             console.print("\nThe relay keeps running; press Ctrl-C to stop it.")
             await serving
@@ -218,7 +225,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(0, "--port", help="Relay port (0: a free one)."),
     ) -> None:
         """Start a relay, create the delhi–islamabad hotline, and run a verified FLASH exchange."""
-        chosen = port or free_port()
+        chosen = port or free_port(8000)
         try:
             ok = run(lambda: run_demo(workdir.resolve(), chosen, once))
         except (RuntimeError, TimeoutError, AssertionError) as exc:
