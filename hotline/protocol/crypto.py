@@ -74,9 +74,35 @@ class SigningKey:
         return self._key.sign(message)
 
 
+_P25519 = 2**255 - 19
+
+# Encodings (sign bit cleared) of the points of order 1, 2, 4 and 8 on edwards25519. For such a key
+# the signature (R = the key, S = 0) verifies for every message, so a device that enrolled one could
+# later deny anything "it" signed. Non-canonical encodings (y >= p) are refused separately.
+_SMALL_ORDER_ED25519 = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+        "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+    )
+)
+
+
+def is_weak_ed25519_public_key(public: bytes) -> bool:
+    """True for small-order points and non-canonical encodings, which no honest key generator makes."""
+    masked = public[:31] + bytes([public[31] & 0x7F])
+    y = int.from_bytes(masked, "little")
+    return masked in _SMALL_ORDER_ED25519 or y >= _P25519
+
+
 def load_verify_key(public: bytes) -> Ed25519PublicKey:
     if len(public) != ED25519_PUBLIC_LEN:
         raise MalformedError("an Ed25519 public key is 32 bytes")
+    if is_weak_ed25519_public_key(public):
+        raise MalformedError("a weak (small-order or non-canonical) Ed25519 public key is refused")
     try:
         return Ed25519PublicKey.from_public_bytes(public)
     except ValueError as exc:

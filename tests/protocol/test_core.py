@@ -997,3 +997,37 @@ def test_a_sender_cannot_give_two_recipients_different_content_keys(monkeypatch:
     with pytest.raises(DecryptionFailedError):
         open_envelope(forged, keys_of(WASHINGTON), keys_of(DELHI).signing_public_key)
     assert other_key not in used_keys
+
+
+# --- weak keys ----------------------------------------------------------------------------------------
+
+SMALL_ORDER_ENCODINGS = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0100000000000000000000000000000000000000000000000000000000000080",  # identity, sign bit set
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p (non-canonical)
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1 (non-canonical)
+]
+
+
+@pytest.mark.parametrize("hex_key", SMALL_ORDER_ENCODINGS)
+def test_weak_ed25519_public_keys_are_refused(hex_key: str) -> None:
+    with pytest.raises(MalformedError):
+        crypto.load_verify_key(bytes.fromhex(hex_key))
+
+
+def test_the_identity_key_forgery_does_not_verify() -> None:
+    """With the identity point as public key, (R = identity, S = 0) verifies for any message in
+    OpenSSL's Ed25519; refusing the key is what stops a device from signing deniably."""
+    identity = bytes.fromhex(SMALL_ORDER_ENCODINGS[1])
+    forged = identity + bytes(32)
+    with pytest.raises(ProtocolError):
+        crypto.verify_signature(identity, forged, b"any message at all")
+
+
+def test_real_keys_are_not_weak() -> None:
+    for address in (DELHI, ISLAMABAD, WASHINGTON):
+        assert not crypto.is_weak_ed25519_public_key(keys_of(address).signing_public_key)
