@@ -261,7 +261,8 @@ def parse_entry(data: bytes) -> AuditEntry:
 def verify_envelope_entry(entry: AuditEntry, sender_signing_key: bytes) -> None:
     """Re-check an ``envelope-accepted`` entry from its own bytes: signature and envelope hash.
 
-    Raises :class:`BadSignatureError` if the sender did not sign it, :class:`MalformedError` if the
+    Raises :class:`UnsupportedSuiteError` if the sender's key is not of the header's suite,
+    :class:`BadSignatureError` if the sender did not sign it, :class:`MalformedError` if the
     entry is inconsistent (a hash that does not match, a header that names another message).
     """
     if entry.type is not EntryType.ENVELOPE_ACCEPTED:
@@ -273,6 +274,9 @@ def verify_envelope_entry(entry: AuditEntry, sender_signing_key: bytes) -> None:
     signature = b64d(f["sig"], field="audit.sig")
     if len(body_hash) != 32 or len(keys_hash) != 32:
         raise MalformedError("audit: a SHA-256 hash is 32 bytes")
+    header = Header.parse(header_bytes)
+    # The header names the suite; the sender's key must be of it (unsupported_suite), as when opening.
+    crypto.require_signing_key_suite(sender_signing_key, header.suite, who=str(header.sender))
     crypto.verify_signature(
         sender_signing_key, signature, envelope_signed_bytes(header_bytes, body_hash, keys_hash)
     )
@@ -281,7 +285,6 @@ def verify_envelope_entry(entry: AuditEntry, sender_signing_key: bytes) -> None:
     if not crypto.constant_time_equal(claimed, actual):
         raise MalformedError("audit: envelope_hash does not match the header, hashes and signature")
     # The header, not the entry's copies of its fields, is what was signed; they must agree.
-    header = Header.parse(header_bytes)
     if (
         header.message_id != f["message_id"]
         or header.channel != entry.channel

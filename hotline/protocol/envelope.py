@@ -3,8 +3,10 @@
 Layout (docs/PROTOCOL.md, "Envelope"): a JSON *header* travels as its exact bytes; a fresh 32-byte
 content key encrypts the content with AES-256-GCM (the AAD binds the header hash); the content key is
 wrapped for every recipient device with HPKE, whose ``info`` binds the header hash and the recipient;
-one Ed25519 signature by the sender device covers the domain-separated header and the SHA-256 hashes of
-the body and of the wrapped keys.
+one signature by the sender device (Ed25519, or the Ed25519 + ML-DSA-65 hybrid in ``hotline-pq1``)
+covers the domain-separated header and the SHA-256 hashes of the body and of the wrapped keys. The
+header names the suite; the sender's key, every recipient's prekey and the receiving device must all be
+of that suite, or the envelope is refused as ``unsupported_suite``.
 Anyone holding the sender's public key — the relay, an auditor — can check who sent what without being
 able to read it. Nothing is re-serialized before verification: what is signed is what travels.
 
@@ -33,6 +35,7 @@ from hotline.protocol.ids import RandomSource, uuid7
 from hotline.protocol.keys import DeviceKeys, SignedPrekey
 from hotline.protocol.model import (
     DEFAULT_LIMITS,
+    MAX_WRAPPED_KEY_BYTES,
     PREKEY_ID_RE,
     PROTOCOL_VERSION,
     ContentType,
@@ -57,7 +60,9 @@ DS_BODY = b"hotline/v1/body"
 DS_WRAP = b"hotline/v1/wrap"
 DS_KEY_COMMITMENT = b"hotline/v1/key-commitment"
 
-_MAX_WRAPPED_KEY = 2048  # bytes; the classic suite's is 80, the hybrid suite's about 1,170
+# Checked before the header says which suite applies: the largest suite's (hotline-c1: 80, hotline-pq1:
+# 1,168). A wrapped key of the wrong length for the suite is covered by the signature and fails to open.
+_MAX_WRAPPED_KEY = MAX_WRAPPED_KEY_BYTES
 
 HEADER_FIELDS = frozenset(
     {
@@ -269,8 +274,9 @@ class Envelope:
         keys = tuple(
             b64d(k, field=f"envelope.keys[{i}]", max_bytes=_MAX_WRAPPED_KEY) for i, k in enumerate(raw_keys)
         )
-        signature = b64d(f["sig"], field="envelope.sig", max_bytes=crypto.ED25519_SIGNATURE_LEN)
         header = Header.parse(header_bytes, limits=limits)
+        # The header's suite fixes the signature's length; still no cryptography has been done.
+        signature = b64d(f["sig"], field="envelope.sig", max_bytes=header.suite.sizes.signature)
         if len(keys) != len(header.recipients):
             raise MalformedError("envelope.keys: one wrapped key per header recipient is required")
         return cls(header_bytes, body, keys, signature, header)
@@ -284,7 +290,11 @@ class Envelope:
         return dump_json(self.to_json())
 
     def verify_signature(self, sender_signing_key: bytes) -> None:
-        """Raise :class:`BadSignatureError` unless the sender device signed exactly these bytes."""
+        """Raise :class:`BadSignatureError` unless the sender device signed exactly these bytes.
+
+        Raises :class:`UnsupportedSuiteError` first if the sender's key is not of the header's suite.
+        """
+        crypto.require_signing_key_suite(sender_signing_key, self.header.suite, who=str(self.header.sender))
         crypto.verify_signature(sender_signing_key, self.signature, self.signed_bytes())
 
 
@@ -383,7 +393,7 @@ def seal_envelope(
     nonce = rng(crypto.AES_NONCE_LEN)
     body = nonce + crypto.aead_seal(content_key, nonce, plaintext, _body_aad(header_hash))
     wrapped = tuple(
-        crypto.hpke_seal(p.public_key, content_key, _wrap_info(header_hash, r))
+        crypto.hpke_seal(p.public_key, content_key, _wrap_info(header_hash, r), suite=header.suite)
         for p, r in zip(recipients, header.recipients, strict=True)
     )
     unsigned = Envelope(header_bytes, body, wrapped, b"", header)

@@ -1,10 +1,11 @@
-"""Device keys: the Ed25519 identity key, signed HPKE prekeys, and the on-disk key file format.
+"""Device keys: the identity signing key, signed HPKE prekeys, and the on-disk key file format.
 
-A device owns two kinds of key. Its *signing key* (Ed25519) is its identity: it signs envelopes,
-receipts, prekeys and authentication challenges. Its *prekeys* (X25519, for HPKE) receive the content
-keys of envelopes; each is published as a :class:`SignedPrekey` — id, public key, validity window —
-signed by the signing key, so the relay cannot substitute its own. Prekeys rotate; erasing an old
-prekey's secret is what bounds how far back a stolen device can read.
+A device owns two kinds of key, both of its one suite. Its *signing key* (Ed25519 in ``hotline-c1``,
+Ed25519 + ML-DSA-65 in ``hotline-pq1``) is its identity: it signs envelopes, receipts, prekeys and
+authentication challenges. Its *prekeys* (X25519 or MLKEM768-X25519, for HPKE) receive the content
+keys of envelopes; each is published as a :class:`SignedPrekey` — suite, id, public key, validity
+window — signed by the signing key, so the relay cannot substitute its own. Prekeys rotate; erasing an
+old prekey's secret is what bounds how far back a stolen device can read.
 
 Private keys exist only in :class:`DeviceKeys` and the key file, which may be sealed with a passphrase
 (scrypt + AES-256-GCM).
@@ -12,7 +13,7 @@ Private keys exist only in :class:`DeviceKeys` and the key file, which may be se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hotline.protocol import crypto
@@ -78,8 +79,10 @@ class SignedPrekey:
     def from_json(cls, obj: object, *, limits: Limits = DEFAULT_LIMITS) -> SignedPrekey:
         fields = require_object(obj, field="prekey", keys={"body", "sig"})
         body = b64d(fields["body"], field="prekey.body", max_bytes=limits.max_prekey_bytes)
-        sig = b64d(fields["sig"], field="prekey.sig", max_bytes=crypto.ED25519_SIGNATURE_LEN)
-        return cls.parse(body, sig, limits=limits)
+        # The body names the suite, and the suite the signature's length: parse it first.
+        unsigned = cls.parse(body, b"", limits=limits)
+        sig = b64d(fields["sig"], field="prekey.sig", max_bytes=unsigned.suite.sizes.signature)
+        return replace(unsigned, signature=sig)
 
     @classmethod
     def parse(cls, body: bytes, signature: bytes, *, limits: Limits = DEFAULT_LIMITS) -> SignedPrekey:
@@ -104,9 +107,10 @@ class SignedPrekey:
         if f["type"] != "prekey":
             raise MalformedError("prekey.type: expected 'prekey'")
         suite = _require_suite(f["suite"], field="prekey.suite")
-        public_key = b64d(f["public_key"], field="prekey.public_key", max_bytes=64)
-        if len(public_key) != crypto.X25519_KEY_LEN:
-            raise MalformedError("prekey.public_key: an X25519 public key is 32 bytes")
+        key_len = suite.sizes.prekey_public_key
+        public_key = b64d(f["public_key"], field="prekey.public_key", max_bytes=key_len)
+        if len(public_key) != key_len:
+            raise MalformedError(f"prekey.public_key: a {suite.value} prekey public key is {key_len} bytes")
         pk_id = require_str(f["id"], field="prekey.id", max_len=32)
         if not PREKEY_ID_RE.fullmatch(pk_id) or pk_id != prekey_id_for(public_key):
             raise MalformedError("prekey.id: does not match the public key")
@@ -129,7 +133,13 @@ class SignedPrekey:
         )
 
     def verify(self, signing_public_key: bytes) -> None:
-        """Raise :class:`BadSignatureError` unless the owner's signing key signed this prekey."""
+        """Raise :class:`BadSignatureError` unless the owner's signing key signed this prekey.
+
+        A prekey of one suite signed by a key of the other is :class:`UnsupportedSuiteError`: a device
+        has one suite, and a sender must never wrap a ``hotline-pq1`` message to a classic prekey.
+        """
+        if crypto.suite_of_signing_key(signing_public_key) is not self.suite:
+            raise UnsupportedSuiteError(f"a {self.suite.value} prekey signed by a key of another suite")
         crypto.verify_signature(signing_public_key, self.signature, frame(DS_PREKEY, self.body))
 
     def is_valid_at(self, now_ms: int) -> bool:
@@ -151,18 +161,27 @@ def _require_suite(value: object, *, field: str) -> Suite:
 
 @dataclass
 class PrekeySecret:
-    secret: crypto.KemKey
+    secret: crypto.KemSecret
     signed: SignedPrekey
 
 
 @dataclass
 class DeviceKeys:
-    """All private key material of one device. Never leaves the device except as a sealed key file."""
+    """All private key material of one device. Never leaves the device except as a sealed key file.
+
+    Every key is of ``suite``: the signing key and each prekey (checked on construction and on load).
+    """
 
     address: DeviceAddress
-    signing: crypto.SigningKey
+    signing: crypto.Signer
     prekeys: dict[str, PrekeySecret] = field(default_factory=dict)
     suite: Suite = Suite.CLASSIC
+
+    def __post_init__(self) -> None:
+        if self.signing.suite is not self.suite:
+            raise UnsupportedSuiteError(
+                f"a {self.signing.suite.value} signing key cannot serve a {self.suite.value} device"
+            )
 
     @classmethod
     def generate(
@@ -171,8 +190,12 @@ class DeviceKeys:
         rng: RandomSource,
         now_ms: int,
         prekey_lifetime_ms: int = DEFAULT_PREKEY_LIFETIME_MS,
+        *,
+        suite: Suite = Suite.CLASSIC,
     ) -> DeviceKeys:
-        keys = cls(address=address, signing=crypto.SigningKey(rng(crypto.ED25519_SEED_LEN)))
+        """New keys of ``suite``: draws the signing seed, then the first prekey's secret, from ``rng``."""
+        signing = crypto.signing_key(suite, rng(suite.sizes.signing_seed))
+        keys = cls(address=address, signing=signing, suite=suite)
         keys.new_prekey(rng, now_ms, prekey_lifetime_ms)
         return keys
 
@@ -184,7 +207,7 @@ class DeviceKeys:
         self, rng: RandomSource, now_ms: int, lifetime_ms: int = DEFAULT_PREKEY_LIFETIME_MS
     ) -> SignedPrekey:
         """Make, sign and keep a new prekey valid from ``now_ms`` for ``lifetime_ms``."""
-        secret = crypto.KemKey(rng(crypto.X25519_KEY_LEN))
+        secret = crypto.kem_key(self.suite, rng(self.suite.sizes.prekey_secret))
         body = dump_json(
             {
                 "v": PROTOCOL_VERSION,
@@ -248,16 +271,17 @@ class DeviceKeys:
             require_name(f["member"], field="keyfile.member"),
             require_name(f["device"], field="keyfile.device"),
         )
+        suite = _require_suite(f["suite"], field="keyfile.suite")
         keys = cls(
             address=address,
-            signing=crypto.SigningKey(b64d(f["signing_seed"], field="keyfile.signing_seed")),
-            suite=_require_suite(f["suite"], field="keyfile.suite"),
+            signing=crypto.signing_key(suite, b64d(f["signing_seed"], field="keyfile.signing_seed")),
+            suite=suite,
         )
         if not isinstance(f["prekeys"], list):
             raise MalformedError("keyfile.prekeys: expected a list")
         for i, item in enumerate(f["prekeys"]):
             pf = require_object(item, field=f"keyfile.prekeys[{i}]", keys={"secret", "signed"})
-            secret = crypto.KemKey(b64d(pf["secret"], field=f"keyfile.prekeys[{i}].secret"))
+            secret = crypto.kem_key(suite, b64d(pf["secret"], field=f"keyfile.prekeys[{i}].secret"))
             signed = SignedPrekey.from_json(pf["signed"])
             signed.verify(keys.signing_public_key)
             if signed.public_key != secret.public_bytes or signed.owner != address:

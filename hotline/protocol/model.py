@@ -36,11 +36,60 @@ def is_protocol_version(value: object) -> bool:
 
 
 class Suite(StrEnum):
-    """A cipher suite names every algorithm an envelope, prekey or receipt uses."""
+    """A cipher suite names every algorithm an envelope, prekey or receipt uses (docs/PROTOCOL.md §2)."""
 
     # HPKE DHKEM(X25519, HKDF-SHA256)/HKDF-SHA256/AES-256-GCM (0x0020/0x0001/0x0002) key wrap,
     # AES-256-GCM body, Ed25519 signatures.
     CLASSIC = "hotline-c1"
+    # HPKE MLKEM768-X25519 (X-Wing)/HKDF-SHA256/AES-256-GCM (0x647a/0x0001/0x0002) key wrap,
+    # AES-256-GCM body, hybrid Ed25519 + ML-DSA-65 signatures (both must verify). ADR 0006.
+    PQ_HYBRID = "hotline-pq1"
+
+    @property
+    def sizes(self) -> SuiteSizes:
+        return _SUITE_SIZES[self]
+
+
+@dataclass(frozen=True)
+class SuiteSizes:
+    """The exact byte lengths a suite puts on the wire, so parsers can check them before any cryptography.
+
+    ``hotline/protocol/crypto.py`` holds the algorithms; a test checks that what they make has these sizes.
+    """
+
+    signing_public_key: int
+    signature: int
+    prekey_public_key: int
+    wrapped_key: int  # HPKE enc, then the 32-byte content key sealed with AES-256-GCM (16-byte tag)
+    signing_seed: int  # key files only
+    prekey_secret: int  # key files only
+
+
+_SUITE_SIZES = {
+    # Ed25519; X25519 HPKE: enc 32 + 32 + 16.
+    Suite.CLASSIC: SuiteSizes(
+        signing_public_key=32,
+        signature=64,
+        prekey_public_key=32,
+        wrapped_key=80,
+        signing_seed=32,
+        prekey_secret=32,
+    ),
+    # Ed25519 (32) ‖ ML-DSA-65 (1952) keys, 64 ‖ 3309 signatures, 32 ‖ 32 seeds;
+    # MLKEM768-X25519 public key 1184 ‖ 32 from a 32-byte seed; HPKE: enc 1120 + 32 + 16.
+    Suite.PQ_HYBRID: SuiteSizes(
+        signing_public_key=32 + 1952,
+        signature=64 + 3309,
+        prekey_public_key=1184 + 32,
+        wrapped_key=1120 + 32 + 16,
+        signing_seed=32 + 32,
+        prekey_secret=32,
+    ),
+}
+
+MAX_SIGNATURE_BYTES = max(s.signature for s in _SUITE_SIZES.values())
+"""The longest signature of any suite: the bound for signatures parsed before their suite is known."""
+MAX_WRAPPED_KEY_BYTES = max(s.wrapped_key for s in _SUITE_SIZES.values())
 
 
 class Precedence(StrEnum):
@@ -117,10 +166,14 @@ class Limits:
 
     @property
     def max_envelope_bytes(self) -> int:
-        """A generous bound on a whole JSON envelope, for HTTP layers to refuse before parsing."""
+        """A bound on a whole JSON envelope of any suite, for HTTP layers to refuse before parsing.
+
+        Every field at its limit, base64url-encoded (4/3), plus 4 KiB for the JSON around them. Wrapped
+        keys and the signature count at the largest suite's sizes (``hotline-pq1``: 1,168 and 3,373 bytes).
+        """
         body = self.max_body_plaintext_bytes + 12 + 16
-        per_key = 256
-        return (self.max_header_bytes + body + per_key * self.max_recipients) * 4 // 3 + 4096
+        keys = MAX_WRAPPED_KEY_BYTES * self.max_recipients
+        return (self.max_header_bytes + body + keys + MAX_SIGNATURE_BYTES) * 4 // 3 + 4096
 
 
 DEFAULT_LIMITS = Limits()

@@ -7,6 +7,10 @@
   so the sender can resend. A failure is never silent.
 
 Receipts are non-repudiable on purpose: both sides want evidence, not deniability.
+
+A receipt names no suite: its issuer's key does. A ``hotline-c1`` issuer signs with Ed25519, a
+``hotline-pq1`` issuer with the hybrid, and :meth:`Receipt.verify` checks whichever the key is. A verifier
+that knows the channel's suite passes it, so a key of the other suite is refused as ``unsupported_suite``.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from hotline.protocol.encoding import b64d, b64e, dump_json, frame, load_json_ob
 from hotline.protocol.errors import ErrorCode, MalformedError, UnsupportedVersionError
 from hotline.protocol.model import (
     DEFAULT_LIMITS,
+    MAX_SIGNATURE_BYTES,
     PROTOCOL_VERSION,
     DeviceAddress,
     Limits,
+    Suite,
     is_protocol_version,
     require_channel,
     require_enum,
@@ -77,8 +83,13 @@ class Receipt:
     def signed_bytes(self) -> bytes:
         return frame(DS_RECEIPT, self.body)
 
-    def verify(self, issuer_public_key: bytes) -> None:
-        """Raise :class:`BadSignatureError` unless the issuer signed this receipt."""
+    def verify(self, issuer_public_key: bytes, *, suite: Suite | None = None) -> None:
+        """Raise :class:`BadSignatureError` unless the issuer signed this receipt.
+
+        With ``suite`` (the channel's), a key of another suite is :class:`UnsupportedSuiteError` first.
+        """
+        if suite is not None:
+            crypto.require_signing_key_suite(issuer_public_key, suite, who="the receipt's issuer")
         crypto.verify_signature(issuer_public_key, self.signature, self.signed_bytes())
 
     @property
@@ -92,7 +103,7 @@ class Receipt:
     def from_json(cls, obj: object, *, limits: Limits = DEFAULT_LIMITS) -> Receipt:
         f = require_object(obj, field="receipt", keys={"body", "sig"})
         body = b64d(f["body"], field="receipt.body", max_bytes=limits.max_receipt_bytes)
-        sig = b64d(f["sig"], field="receipt.sig", max_bytes=crypto.ED25519_SIGNATURE_LEN)
+        sig = b64d(f["sig"], field="receipt.sig", max_bytes=MAX_SIGNATURE_BYTES)
         return cls.parse(body, sig, limits=limits)
 
     @classmethod
@@ -140,13 +151,13 @@ class Receipt:
         )
 
 
-def _issue(fields: dict[str, Any], sign: crypto.SigningKey) -> Receipt:
+def _issue(fields: dict[str, Any], sign: crypto.Signer) -> Receipt:
     body = dump_json({"v": PROTOCOL_VERSION, "type": "receipt", **fields})
     return Receipt.parse(body, sign.sign(frame(DS_RECEIPT, body)))
 
 
 def issue_relay_accepted(
-    relay_key: crypto.SigningKey,
+    relay_key: crypto.Signer,
     *,
     channel: str,
     message_id: str,
@@ -168,7 +179,7 @@ def issue_relay_accepted(
 
 
 def issue_device_receipt(
-    device_key: crypto.SigningKey,
+    device_key: crypto.Signer,
     issuer: DeviceAddress,
     kind: ReceiptKind,
     *,

@@ -2,6 +2,10 @@
 
 * A *tree head* is the relay's signed statement of its audit log's size and Merkle root at a time.
 * An *auth proof* is a device's signature over a relay challenge, proving it holds its signing key.
+
+Like receipts, neither names a suite: the signer's key decides how the signature is checked (Ed25519 for
+a ``hotline-c1`` key, both halves of the hybrid for a ``hotline-pq1`` key). A verifier that knows which
+suite it requires passes ``suite``, and a key of another suite is ``unsupported_suite``.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from hotline.protocol import crypto
 from hotline.protocol.encoding import b64d, b64e, dump_json, frame, load_json_object
 from hotline.protocol.errors import MalformedError, UnsupportedVersionError
 from hotline.protocol.model import (
+    MAX_SIGNATURE_BYTES,
     PROTOCOL_VERSION,
     DeviceAddress,
+    Suite,
     is_protocol_version,
     require_int,
     require_object,
@@ -33,7 +39,9 @@ class TreeHead:
     root: bytes
     at_ms: int
 
-    def verify(self, relay_public_key: bytes) -> None:
+    def verify(self, relay_public_key: bytes, *, suite: Suite | None = None) -> None:
+        if suite is not None:
+            crypto.require_signing_key_suite(relay_public_key, suite, who="the relay")
         crypto.verify_signature(relay_public_key, self.signature, frame(DS_TREE_HEAD, self.body))
 
     def to_json(self) -> dict[str, str]:
@@ -43,7 +51,7 @@ class TreeHead:
     def from_json(cls, obj: object) -> TreeHead:
         f = require_object(obj, field="tree_head", keys={"body", "sig"})
         body = b64d(f["body"], field="tree_head.body", max_bytes=MAX_TREE_HEAD_BYTES)
-        sig = b64d(f["sig"], field="tree_head.sig", max_bytes=crypto.ED25519_SIGNATURE_LEN)
+        sig = b64d(f["sig"], field="tree_head.sig", max_bytes=MAX_SIGNATURE_BYTES)
         return cls.parse(body, sig)
 
     @classmethod
@@ -66,7 +74,7 @@ class TreeHead:
         )
 
 
-def sign_tree_head(relay_key: crypto.SigningKey, *, size: int, root: bytes, at_ms: int) -> TreeHead:
+def sign_tree_head(relay_key: crypto.Signer, *, size: int, root: bytes, at_ms: int) -> TreeHead:
     body = dump_json(
         {
             "v": PROTOCOL_VERSION,
@@ -86,12 +94,20 @@ def auth_message(relay_id: str, challenge: bytes, device: DeviceAddress) -> byte
 
 
 def sign_auth_challenge(
-    signing: crypto.SigningKey, relay_id: str, challenge: bytes, device: DeviceAddress
+    signing: crypto.Signer, relay_id: str, challenge: bytes, device: DeviceAddress
 ) -> bytes:
     return signing.sign(auth_message(relay_id, challenge, device))
 
 
 def verify_auth_proof(
-    public_key: bytes, signature: bytes, relay_id: str, challenge: bytes, device: DeviceAddress
+    public_key: bytes,
+    signature: bytes,
+    relay_id: str,
+    challenge: bytes,
+    device: DeviceAddress,
+    *,
+    suite: Suite | None = None,
 ) -> None:
+    if suite is not None:
+        crypto.require_signing_key_suite(public_key, suite, who=str(device))
     crypto.verify_signature(public_key, signature, auth_message(relay_id, challenge, device))

@@ -10,6 +10,10 @@ wrapped keys (and with them the signature and the envelope hash) differ on every
 once and kept; pass ``--force`` to replace it, which changes ``receipts.json`` and ``negative.json`` too,
 since those are derived from the committed envelope. ``--check`` writes nothing and exits 1 if a
 committed file differs from what would be generated.
+
+The ``hotline-pq1`` set (``pq_*.json``) comes from tests/vectors/generate_pq.py in the same run;
+``--force-pq`` reseals ``pq_envelope.json``. Its ML-DSA signature halves are random, so committed
+signatures are reused where they still fit (see that module).
 """
 
 from __future__ import annotations
@@ -1091,6 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tests.vectors.generate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--force", action="store_true", help="reseal and overwrite envelope.json")
+    parser.add_argument("--force-pq", action="store_true", help="reseal and overwrite pq_envelope.json")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     parser.add_argument("--out", type=Path, default=VECTOR_DIR, help="directory of the vector files")
     args = parser.parse_args(argv)
@@ -1116,6 +1121,20 @@ def main(argv: list[str] | None = None) -> int:
             print("envelope.json is out of date with the protocol; rerun with --force", file=sys.stderr)
             return 1
     files.update(deterministic_documents(envelope))
+
+    from tests.vectors import generate_pq  # imports this module
+
+    if args.check and (args.force_pq or not (out / generate_pq.ENVELOPE_FILE).exists()):
+        print(
+            f"--check cannot reseal {generate_pq.ENVELOPE_FILE} (missing, or --force-pq given)",
+            file=sys.stderr,
+        )
+        return 1
+    pq_files = generate_pq.documents(out, reseal=args.force_pq)
+    if isinstance(pq_files, str):
+        print(pq_files, file=sys.stderr)
+        return 1
+    files.update(pq_files)
 
     changed = []
     for name, doc in files.items():
