@@ -138,8 +138,7 @@ class SignedPrekey:
         A prekey of one suite signed by a key of the other is :class:`UnsupportedSuiteError`: a device
         has one suite, and a sender must never wrap a ``hotline-pq1`` message to a classic prekey.
         """
-        if crypto.suite_of_signing_key(signing_public_key) is not self.suite:
-            raise UnsupportedSuiteError(f"a {self.suite.value} prekey signed by a key of another suite")
+        crypto.require_signing_key_suite(signing_public_key, self.suite, who=f"the owner of prekey {self.id}")
         crypto.verify_signature(signing_public_key, self.signature, frame(DS_PREKEY, self.body))
 
     def is_valid_at(self, now_ms: int) -> bool:

@@ -38,6 +38,7 @@ from hotline.relay.errors import (
     not_found,
 )
 from hotline.relay.identity import RelayIdentity
+from hotline.relay.metrics import RelayMetrics
 from hotline.relay.notifier import Notifier
 from hotline.relay.settings import RelaySettings
 from hotline.relay.store import (
@@ -60,6 +61,16 @@ DIRECTORY_RANK = 0  # key changes go out with FLASH traffic: a sender needs them
 CHALLENGE_BYTES = 32
 TOKEN_BYTES = 32
 INVITE_CODE_BYTES = 16  # 128 bits
+
+
+def new_invite_code(rng: Callable[[int], bytes]) -> str:
+    """128 random bits in base64url, never starting with '-' (a command line would read it as an option)."""
+    while True:
+        code = b64e(rng(INVITE_CODE_BYTES))
+        if not code.startswith("-"):
+            return code
+
+
 _MAX_SIGNING_KEY = max(suite.sizes.signing_public_key for suite in Suite)
 _MAX_SIGNATURE = max(suite.sizes.signature for suite in Suite)
 
@@ -106,6 +117,7 @@ class RelayService:
         now_ms: Callable[[], int] = wall_clock_ms,
         rng: RandomSource = os.urandom,
         limits: Limits = DEFAULT_LIMITS,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -114,6 +126,7 @@ class RelayService:
         self.now_ms = now_ms
         self.rng = rng
         self.limits = limits
+        self.metrics = metrics or RelayMetrics()
 
     # --- descriptions ------------------------------------------------------------------------------
 
@@ -211,7 +224,7 @@ class RelayService:
     async def _new_invite(
         self, tx: Tx, channel: ChannelRow, member: MemberRow, ttl_s: int, now: int
     ) -> dict[str, Any]:
-        code = b64e(self.rng(INVITE_CODE_BYTES))
+        code = new_invite_code(self.rng)
         code_hash = crypto.sha256(code.encode("ascii"))
         expires = now + ttl_s * 1000
         await tx.insert_invite(code_hash, channel.id, member.id, now, expires)
@@ -775,6 +788,7 @@ class RelayService:
                 ]
             )
         await self.notifier.publish(targets)
+        self.metrics.envelope_accepted(header.precedence.value)
         return SendResult(receipt, log_index, duplicate=False)
 
     @staticmethod
@@ -879,6 +893,11 @@ class RelayService:
                 if d.active and sender is not None and d.member_id == sender.member_id
             ]
             rank = Precedence(row.precedence).rank
+            delivered = (
+                await tx.get_receipt(row.id, who.device.id, ReceiptKind.DELIVERED.value)
+                if receipt.kind is ReceiptKind.ACKNOWLEDGED
+                else None
+            )
             await tx.queue_items(
                 [
                     NewItem(device_id=d, kind=ItemKind.RECEIPT, rank=rank, at_ms=now, receipt_id=receipt_id)
@@ -886,6 +905,13 @@ class RelayService:
                 ]
             )
         await self.notifier.publish(targets)
+        self.metrics.receipt_logged(
+            receipt.kind.value,
+            row.precedence,
+            at_ms=now,
+            accepted_at_ms=row.accepted_at_ms,
+            delivered_at_ms=None if delivered is None else delivered.received_at_ms,
+        )
         return ReceiptResult(log_index, duplicate=False)
 
     @staticmethod
