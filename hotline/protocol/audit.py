@@ -31,6 +31,7 @@ from hotline.protocol.keys import SignedPrekey
 from hotline.protocol.model import (
     PROTOCOL_VERSION,
     DeviceAddress,
+    is_protocol_version,
     require_channel,
     require_enum,
     require_int,
@@ -243,7 +244,7 @@ def auth_refused(*, at_ms: int, channel: str, address: DeviceAddress, reason: st
 def parse_entry(data: bytes) -> AuditEntry:
     """Parse logged bytes strictly; checks the shape, not any signature inside."""
     obj = load_json_object(data, what="audit entry", max_bytes=MAX_ENTRY_BYTES)
-    if obj.get("v") != PROTOCOL_VERSION or isinstance(obj.get("v"), bool):
+    if not is_protocol_version(obj.get("v")):
         raise UnsupportedVersionError("audit entry version is not supported")
     kind = require_enum(obj.get("type"), EntryType, field="audit.type")
     f = require_object(obj, field="audit", keys=_COMMON | _FIELDS[kind])

@@ -7,6 +7,7 @@ never be re-sent under another header. Structured *templates* carry pre-agreed f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ from hotline.protocol.model import (
     is_protocol_version,
     require_channel,
     require_enum,
+    require_int,
     require_object,
     require_str,
     require_uuid,
@@ -117,8 +119,15 @@ def word_count(text: str) -> int:
 # --- templates ----------------------------------------------------------------------------------
 
 
+# RFC 3339 date-time only (upper-case T, seconds, Z or ±hh:mm): ISO 8601 allows many more forms, and two
+# implementations must agree exactly on which texts are valid.
+_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
 def _iso_ms(value: object, *, field: str) -> int:
     text = require_str(value, field=field, max_len=40)
+    if not _RFC3339_RE.fullmatch(text):
+        raise MalformedError(f"{field}: not an RFC 3339 date-time such as 2026-01-05T06:00:00Z")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -148,8 +157,7 @@ def _missile_test(fields: dict[str, Any]) -> None:
 
 def _installations_list(fields: dict[str, Any]) -> None:
     f = require_object(fields, field="fields", keys={"template", "year", "entries"})
-    if not isinstance(f["year"], int) or isinstance(f["year"], bool):
-        raise MalformedError("fields.year: expected an integer")
+    require_int(f["year"], field="fields.year")
     if not isinstance(f["entries"], list) or len(f["entries"]) > 1000:
         raise MalformedError("fields.entries: expected a list of at most 1000 entries")
     for i, entry in enumerate(f["entries"]):

@@ -52,6 +52,7 @@ SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
 _SCRYPT_MAX_N = 2**20
+_SCRYPT_MAX_MEMORY = 256 * 1024 * 1024  # bytes (scrypt needs 128·N·r); a hostile file cannot ask for more
 
 
 def prekey_id_for(public_key: bytes) -> str:
@@ -264,7 +265,7 @@ class DeviceKeys:
             field="keyfile",
             keys={"v", "type", "suite", "member", "device", "signing_seed", "prekeys"},
         )
-        if f["v"] != PROTOCOL_VERSION or f["type"] != "hotline-device-keys":
+        if not is_protocol_version(f["v"]) or f["type"] != "hotline-device-keys":
             raise UnsupportedVersionError("not a hotline device key file of a supported version")
         address = DeviceAddress(
             require_name(f["member"], field="keyfile.member"),
@@ -326,7 +327,7 @@ class DeviceKeys:
         if obj.get("type") == "hotline-device-keys":
             return cls.from_plain_json(obj)
         f = require_object(obj, field="keyfile", keys={"v", "type", "kdf", "nonce", "ciphertext"})
-        if f["v"] != PROTOCOL_VERSION or f["type"] != "hotline-sealed-device-keys":
+        if not is_protocol_version(f["v"]) or f["type"] != "hotline-sealed-device-keys":
             raise UnsupportedVersionError("not a hotline key file of a supported version")
         if passphrase is None:
             raise BadPassphraseError("this key file is sealed with a passphrase; none was given")
@@ -338,6 +339,8 @@ class DeviceKeys:
         p = require_int(kdf["p"], field="keyfile.kdf.p", minimum=1, maximum=16)
         if n & (n - 1):
             raise MalformedError("keyfile.kdf.n: must be a power of two")
+        if 128 * n * r > _SCRYPT_MAX_MEMORY:
+            raise MalformedError("keyfile.kdf: scrypt parameters demand more than 256 MiB of memory")
         salt = b64d(kdf["salt"], field="keyfile.kdf.salt", max_bytes=64)
         key = crypto.scrypt_derive(passphrase.encode("utf-8"), salt, n=n, r=r, p=p)
         nonce = b64d(f["nonce"], field="keyfile.nonce", max_bytes=crypto.AES_NONCE_LEN)

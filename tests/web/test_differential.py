@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -323,7 +322,7 @@ def content_cases() -> list[bytes]:
 # Templates the Python reference accepts and the browser refuses on purpose, as PROTOCOL.md asks of other
 # implementations (§1.2, §4.10, §10.6): date-times that are not RFC 3339 with an upper-case T, seconds and a
 # Z or hh:mm offset (Python takes its wider ISO 8601 dialect), and a year outside 0…2^53−1.
-PYTHON_ONLY_DATES = [
+NON_RFC3339_DATES = [
     "2026-01-05 06:00:00Z",
     "20260105T060000Z",
     "2026-01-05T06:00Z",
@@ -331,7 +330,7 @@ PYTHON_ONLY_DATES = [
     "2026-W02-1T06:00:00Z",
     "2026-01-05T06:00:00+05:30:15",
 ]
-PYTHON_ONLY_YEARS = [-1, 2**53, 2**64]
+OUT_OF_RANGE_YEARS = [-1, 2**53, 2**64]
 
 
 def divergent_content_cases() -> list[bytes]:
@@ -340,9 +339,9 @@ def divergent_content_cases() -> list[bytes]:
     templates = [
         *(
             {**missile, "launch_window_start": date, "launch_area": "A", "impact_area": "B"}
-            for date in PYTHON_ONLY_DATES
+            for date in NON_RFC3339_DATES
         ),
-        *({"template": "nuclear_installations", "year": year, "entries": []} for year in PYTHON_ONLY_YEARS),
+        *({"template": "nuclear_installations", "year": year, "entries": []} for year in OUT_OF_RANGE_YEARS),
     ]
     return [
         json.dumps({**content, "intent": "pre_notification", "fields": fields}).encode()
@@ -373,13 +372,6 @@ PYTHON_PARSERS: dict[str, Callable[[bytes], object]] = {
     "tree_head": lambda data: TreeHead.parse(data, SIGNATURE),
     "keyfile": lambda data: DeviceKeys.from_file(data, None),
 }
-
-
-def keyfile_version_divergences() -> set[bytes]:
-    """Plain key files whose "v" is true, 1.0 or 1e0: Python's key-file reader compares with == and so takes
-    them for 1; the browser applies PROTOCOL.md §1.2 ("v MUST be the JSON integer 1") as everywhere else."""
-    keyfile = vector("keyfile.json")["plain_file_text"].encode()
-    return {case for case in mutations(keyfile) if re.search(rb'"v":(true|1\.0|1e0)[,}]', case)}
 
 
 @pytest.fixture(scope="module")
@@ -443,20 +435,17 @@ def test_signed_document_verdicts_match(
         for (_, data), python, browser in zip(documents, ours, browser_verdicts["parse"], strict=True)
         if python != browser
     }
-    # The one known divergence, and nothing else.
-    known = keyfile_version_divergences()
-    assert len(known) == 3
-    assert different == dict.fromkeys(known, ("ok", "unsupported_version")), [
+    assert different == {}, [
         f"{data.decode('utf-8', 'replace')[:200]}: python {p}, browser {b}"
         for data, (p, b) in different.items()
     ]
 
 
-def test_known_divergence_templates_python_accepts_are_refused_by_the_browser(
+def test_template_dates_and_years_outside_rfc3339_and_json_range_are_refused_by_both(
     browser_verdicts: dict[str, Any],
 ) -> None:
     cases = divergent_content_cases()
-    assert [verdict(lambda d=data: Content.parse(d)) for data in cases] == ["ok"] * len(cases)
+    assert [verdict(lambda d=data: Content.parse(d)) for data in cases] == ["malformed"] * len(cases)
     assert browser_verdicts["divergent"] == ["malformed"] * len(cases)
 
 
