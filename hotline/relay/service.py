@@ -38,7 +38,6 @@ from hotline.relay.errors import (
     not_found,
 )
 from hotline.relay.identity import RelayIdentity
-from hotline.relay.metrics import RelayMetrics
 from hotline.relay.notifier import Notifier
 from hotline.relay.settings import RelaySettings
 from hotline.relay.store import (
@@ -69,8 +68,6 @@ def new_invite_code(rng: Callable[[int], bytes]) -> str:
         code = b64e(rng(INVITE_CODE_BYTES))
         if not code.startswith("-"):
             return code
-
-
 _MAX_SIGNING_KEY = max(suite.sizes.signing_public_key for suite in Suite)
 _MAX_SIGNATURE = max(suite.sizes.signature for suite in Suite)
 
@@ -117,7 +114,6 @@ class RelayService:
         now_ms: Callable[[], int] = wall_clock_ms,
         rng: RandomSource = os.urandom,
         limits: Limits = DEFAULT_LIMITS,
-        metrics: RelayMetrics | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -126,7 +122,6 @@ class RelayService:
         self.now_ms = now_ms
         self.rng = rng
         self.limits = limits
-        self.metrics = metrics or RelayMetrics()
 
     # --- descriptions ------------------------------------------------------------------------------
 
@@ -788,7 +783,6 @@ class RelayService:
                 ]
             )
         await self.notifier.publish(targets)
-        self.metrics.envelope_accepted(header.precedence.value)
         return SendResult(receipt, log_index, duplicate=False)
 
     @staticmethod
@@ -893,11 +887,6 @@ class RelayService:
                 if d.active and sender is not None and d.member_id == sender.member_id
             ]
             rank = Precedence(row.precedence).rank
-            delivered = (
-                await tx.get_receipt(row.id, who.device.id, ReceiptKind.DELIVERED.value)
-                if receipt.kind is ReceiptKind.ACKNOWLEDGED
-                else None
-            )
             await tx.queue_items(
                 [
                     NewItem(device_id=d, kind=ItemKind.RECEIPT, rank=rank, at_ms=now, receipt_id=receipt_id)
@@ -905,13 +894,6 @@ class RelayService:
                 ]
             )
         await self.notifier.publish(targets)
-        self.metrics.receipt_logged(
-            receipt.kind.value,
-            row.precedence,
-            at_ms=now,
-            accepted_at_ms=row.accepted_at_ms,
-            delivered_at_ms=None if delivered is None else delivered.received_at_ms,
-        )
         return ReceiptResult(log_index, duplicate=False)
 
     @staticmethod
