@@ -68,6 +68,8 @@ def new_invite_code(rng: Callable[[int], bytes]) -> str:
         code = b64e(rng(INVITE_CODE_BYTES))
         if not code.startswith("-"):
             return code
+
+
 _MAX_SIGNING_KEY = max(suite.sizes.signing_public_key for suite in Suite)
 _MAX_SIGNATURE = max(suite.sizes.signature for suite in Suite)
 
