@@ -113,7 +113,8 @@ export class SignedPrekey {
     if (!isProtocolVersion(f.v)) throw unsupportedVersion("prekey version is not supported");
     if (f.type !== "prekey") throw malformed("prekey.type: expected 'prekey'");
     const suite = requireSuite(f.suite, { field: "prekey.suite" });
-    const publicKey = b64d(f.public_key, { field: "prekey.public_key", maxBytes: 64 });
+    // The bound is the suite's key size, so an over-long key is too_large before it is decoded (as in keys.py).
+    const publicKey = b64d(f.public_key, { field: "prekey.public_key", maxBytes: X25519_KEY_LEN });
     if (publicKey.length !== X25519_KEY_LEN) throw malformed("prekey.public_key: an X25519 public key is 32 bytes");
     const id = requireStr(f.id, { field: "prekey.id", maxLen: 32 });
     if (!PREKEY_ID_RE.test(id) || id !== (await prekeyIdFor(publicKey))) {
