@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from hotline.cli import admin, demo, desk, serve
+from hotline.cli import admin, audit, bench, conformance, demo, desk, hotline_cmds, serve
 
 app = typer.Typer(
     name="hotline",
@@ -20,7 +20,11 @@ app = typer.Typer(
 serve.register(app)
 admin.register(app)
 desk.register(app)
+hotline_cmds.register(app)
+audit.register(app)
 demo.register(app)
+bench.register(app)
+conformance.register(app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ from hotline.cli.common import (
     profile_store,
     run,
 )
+from hotline.cli.hotline_cmds import (
+    notice_json,
+    print_banner,
+    print_notice,
+    print_status_extras,
+    status_extras,
+)
 from hotline.client import (
     DeskClient,
     FileProfileStore,
@@ -40,6 +48,7 @@ from hotline.client import (
 )
 from hotline.client.desk import ClientEvent
 from hotline.client.errors import ProfileError
+from hotline.client.notices import NoticeReceived
 from hotline.protocol import Intent, Precedence
 
 RelayOption = typer.Option(
@@ -130,8 +139,23 @@ def event_json(ev: ClientEvent) -> dict[str, Any]:
         }
     if isinstance(ev, KeyChanged):
         return {"event": "key_changed", "member": ev.member, "device": ev.device, "change": ev.change}
+    if isinstance(ev, NoticeReceived):
+        return notice_json(ev)
     assert isinstance(ev, RelayAlarm)
     return {"event": "relay_alarm", "reason": ev.reason}
+
+
+def link_test_sent(as_json: bool) -> Callable[[str, str], None]:
+    def show(to: str, message_id: str) -> None:
+        if as_json:
+            print(
+                __import__("json").dumps({"event": "link_test_sent", "to": to, "message_id": message_id}),
+                flush=True,
+            )
+        else:
+            console.print(f"[dim]link test {message_id} sent to {to}[/]")
+
+    return show
 
 
 def print_event(ev: ClientEvent) -> None:
@@ -164,6 +188,8 @@ def print_event(ev: ClientEvent) -> None:
         )
     elif isinstance(ev, RelayAlarm):
         console.print(f"[bold red]RELAY ALARM:[/] {ev.reason}")
+    elif isinstance(ev, NoticeReceived):
+        print_notice(ev)
 
 
 def register(app: typer.Typer) -> None:
@@ -378,7 +404,7 @@ def register(app: typer.Typer) -> None:
         rows = [
             {"message_id": mid, **{k: v for k, v in m.items() if k != "delivered_receipt"}}
             for mid, m in sorted(received.items(), key=lambda kv: kv[1]["accepted_at_ms"])
-            if all_ or m.get("acknowledged_at_ms") is None
+            if (all_ or m.get("acknowledged_at_ms") is None) and m.get("intent") != Intent.LINK_TEST.value
         ]
         if as_json:
             emit_json({"events": [event_json(e) for e in events], "messages": rows})
@@ -437,8 +463,17 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
         count: int = typer.Option(0, "--count", help="Stop after this many messages (0: run until Ctrl-C)."),
         timeout: float = typer.Option(0, "--timeout", help="Stop after this many seconds (0: no limit)."),
+        link_tests: bool = typer.Option(
+            True,
+            "--link-tests/--no-link-tests",
+            help="Send this desk's link tests on the channel's schedule.",
+        ),
     ) -> None:
-        """Stream messages and receipts live; rings the bell on FLASH. Resumes after any drop."""
+        """Stream messages and receipts live; rings the bell on FLASH. Resumes after any drop.
+
+        Answers the other desks' link tests by itself and sends this desk's on schedule (hourly; every
+        minute in crisis mode). Shows escalations, crisis changes and check-ins as they come.
+        """
 
         async def body() -> int:
             seen = 0
@@ -453,15 +488,26 @@ def register(app: typer.Typer) -> None:
                 if not as_json:
                     st = desk.state
                     console.print(f"listening as {st.member}/{st.device} on {st.channel} (Ctrl-C to stop)")
-                async for ev in desk.listen(stop=stop):
-                    if as_json:
-                        print(__import__("json").dumps(event_json(ev)), flush=True)
-                    else:
-                        print_event(ev)
-                    if isinstance(ev, MessageReceived):
-                        seen += 1
-                        if count and seen >= count:
-                            stop.set()
+                    print_banner(st)
+                tester = (
+                    asyncio.create_task(desk.watch.run_link_tests(stop, on_sent=link_test_sent(as_json)))
+                    if link_tests
+                    else None
+                )
+                try:
+                    async for ev in desk.listen(stop=stop):
+                        if as_json:
+                            print(__import__("json").dumps(event_json(ev)), flush=True)
+                        else:
+                            print_event(ev)
+                        if isinstance(ev, MessageReceived) and ev.intent is not Intent.LINK_TEST:
+                            seen += 1
+                            if count and seen >= count:
+                                stop.set()
+                finally:
+                    stop.set()
+                    if tester is not None:
+                        await tester
             return seen
 
         run(body, as_json=as_json)
@@ -473,18 +519,21 @@ def register(app: typer.Typer) -> None:
         async def body() -> dict[str, Any]:
             async with open_desk(profile, as_json=as_json) as desk:
                 await desk.sync()
+                extras = await status_extras(desk)
                 st = desk.state
                 return {
-                    "sent": st.sent,
+                    "sent": {m: s for m, s in st.sent.items() if s.get("intent") != Intent.LINK_TEST.value},
                     "alarms": st.alarms[-50:],
                     "key_events": st.key_events[-50:],
                     "outbox": list(st.outbox),
+                    **extras,
                 }
 
         result = run(body, as_json=as_json)
         if as_json:
             emit_json(result)
             return
+        print_status_extras(result)
         table = Table(title="Sent messages")
         for col in ("id", "to", "precedence", "accepted", "recipient", "delivered", "acknowledged"):
             table.add_column(col, overflow="fold")

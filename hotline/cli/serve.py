@@ -1,4 +1,5 @@
-"""``hotline serve`` runs the relay under uvicorn; ``hotline db upgrade`` migrates its database.
+"""``hotline serve`` runs the relay under uvicorn; ``hotline db upgrade`` migrates its database;
+``hotline identity init`` creates the relay key and admin token ahead of a multi-replica start.
 
 Options override ``HOTLINE_*`` environment variables, which override the defaults in
 :class:`hotline.relay.settings.RelaySettings`. ``serve`` binds its socket itself, so ``--port 0``
@@ -8,7 +9,6 @@ works and the printed URL names the port actually chosen.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,6 +52,7 @@ def serve(
 
     from hotline.relay.app import create_app
     from hotline.relay.identity import load_or_create_identity
+    from hotline.relay.logging import configure_logging
 
     settings = _settings(
         data_dir=data_dir,
@@ -64,9 +65,7 @@ def serve(
     )
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     identity = load_or_create_identity(settings.data_dir)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -80,11 +79,15 @@ def serve(
     config = uvicorn.Config(
         app,
         log_config=None,
-        log_level=settings.log_level,
+        log_level=None,  # configure_logging set the levels; uvicorn's own would let frames through
         access_log=False,  # the relay writes its own, with invite codes redacted
         server_header=False,
         proxy_headers=False,
         ws_max_size=settings.socket_max_frame_bytes,
+        # No permessage-deflate: frames carry ciphertext, which does not compress, and each socket's
+        # zlib state doubled its memory (about 66 KiB instead of 32, docs/PERFORMANCE.md); nor should
+        # a token share a compression context with data an attacker may choose.
+        ws_per_message_deflate=False,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
@@ -114,9 +117,29 @@ def db_upgrade(data_dir: DataDirOpt = None, db: DbOpt = None) -> None:
     typer.echo("database schema is up to date")
 
 
+def identity_init(data_dir: DataDirOpt = None) -> None:
+    """Create the relay key and admin token in the data dir if missing (mode 0600); print the relay id.
+
+    For deployments that hand the same key to several replicas (docs/OPERATIONS.md): run once, then
+    copy ``relay.key`` and ``admin.token`` into the secret store. The token itself is never printed.
+    """
+    from hotline.relay.identity import load_or_create_identity
+
+    settings = _settings(data_dir=data_dir)
+    identity = load_or_create_identity(settings.data_dir)
+    typer.echo(f"relay id: {identity.relay_id}")
+    typer.echo(
+        f"relay key: {(settings.data_dir / 'relay.key').resolve()}" + (" (new)" if identity.created else "")
+    )
+    typer.echo(f"admin token: {identity.admin_token_path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the relay commands to the root app."""
     app.command("serve")(serve)
     db = typer.Typer(help="Relay database commands.", no_args_is_help=True)
     db.command("upgrade")(db_upgrade)
     app.add_typer(db, name="db")
+    ident = typer.Typer(help="The relay's own key and admin token.", no_args_is_help=True)
+    ident.command("init")(identity_init)
+    app.add_typer(ident, name="identity")

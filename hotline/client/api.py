@@ -81,7 +81,24 @@ class RelayAPI:
                 await asyncio.sleep(self._backoff_s * 2**attempt)
                 attempt += 1
                 continue
+            if response.is_success and not _is_json(response):
+                # Damaged on the way (a broken proxy or link): as unreachable as a dropped connection.
+                if attempt >= self._retries:
+                    raise RelayUnreachableError(f"the relay at {self.base_url} answered with damaged JSON")
+                await asyncio.sleep(self._backoff_s * 2**attempt)
+                attempt += 1
+                continue
             return _decode(response)
+
+
+def _is_json(response: httpx.Response) -> bool:
+    if not response.content:
+        return True
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:

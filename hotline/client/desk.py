@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,17 @@ import httpx
 import websockets
 
 from hotline.client.api import RelayAPI
-from hotline.client.errors import ClientError, KeyChangeError, ProfileError, RelayError
+from hotline.client.errors import (
+    ClientError,
+    KeyChangeError,
+    ProfileError,
+    RelayError,
+    RelayUnreachableError,
+)
+from hotline.client.notices import NoticeReceived
 from hotline.client.state import Pin, PinnedDevice, ProfileState, ProfileStore
+from hotline.client.watch import Watch, flag_over_cap
+from hotline.client.watch import sent_extras as watch_sent_extras
 from hotline.protocol import (
     DeviceAddress,
     DeviceKeys,
@@ -65,6 +75,15 @@ def system_clock() -> int:
 TOKEN_REFRESH_MARGIN_MS = 30_000
 INBOX_PAGE = 100
 
+# Set by listen() while it processes one socket item: a receipt then goes out as a frame on that socket
+# (one frame instead of an HTTP request and its token lookup); the relay answers with a
+# ``receipt-result`` frame, handled by :meth:`DeskClient._on_receipt_result`.
+ReceiptSink = Callable[[str, dict[str, str]], Awaitable[None]]
+_SOCKET_RECEIPTS: contextvars.ContextVar[ReceiptSink | None] = contextvars.ContextVar(
+    "hotline_socket_receipts", default=None
+)
+MAX_ITEM_RETRIES = 3
+
 
 # --- events handed to the application ------------------------------------------------------------
 
@@ -93,6 +112,7 @@ class ReceiptReceived:
     at_ms: int
     reason: str | None = None
     reply_id: str | None = None
+    declined: bool = False  # an acknowledgement that is a signed refusal
 
 
 @dataclass(frozen=True)
@@ -124,12 +144,19 @@ class KeyChanged:
 
 @dataclass(frozen=True)
 class RelayAlarm:
-    """The relay handed over something that does not check out (e.g. a receipt for another envelope)."""
+    """The relay handed over something that does not check out (e.g. a receipt for another envelope).
+
+    ``resend`` is true when the inbox item was left unacknowledged so that the relay sends it again:
+    what arrived may have been damaged on the way (up to ``MAX_ITEM_RETRIES`` times per item).
+    """
 
     reason: str
+    resend: bool = False
 
 
-ClientEvent = MessageReceived | ReceiptReceived | GapAlarm | MessageRefused | KeyChanged | RelayAlarm
+ClientEvent = (
+    MessageReceived | ReceiptReceived | GapAlarm | MessageRefused | KeyChanged | RelayAlarm | NoticeReceived
+)
 
 
 @dataclass(frozen=True)
@@ -190,6 +217,11 @@ class DeskClient:
         self.rng = rng
         self._token_expires_ms = 0
         self._directory: dict[str, MemberInfo] | None = None
+        from hotline.client.audit import AuditMonitor  # it builds on this module's events
+
+        self.audit = AuditMonitor(self)  # the relay's audit log: heads, proofs, split views
+        self.watch = Watch(self)  # link tests, crisis acts, check-ins, escalations, ladders (ADR 0007)
+        self._item_retries: dict[int, int] = {}  # inbox item id -> times it arrived unreadable
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -402,7 +434,9 @@ class DeskClient:
                         events.append(KeyChanged(name, dev.address.device, "device_added"))
                         pin.unaccepted_change = True
                 elif pinned.signing_key != key:
-                    pinned.signing_key = key
+                    # A device's key never changes (a new key is a new device), so this is the relay
+                    # lying. The pin keeps the old key until a person verifies or accepts the new one:
+                    # until then messages signed by the new key fail verification here.
                     pinned.status = dev.status
                     events.append(KeyChanged(name, dev.address.device, "key_changed"))
                     pin.unaccepted_change = True
@@ -468,13 +502,26 @@ class DeskClient:
             pin = st.pins.setdefault(member, Pin())
             pin.verified = True
             pin.unaccepted_change = False
+            self._adopt_directory_keys(pin, member)
         return True
+
+    def _adopt_directory_keys(self, pin: Pin, member: str) -> None:
+        """Pin the keys the directory shows now for ``member`` (a person has vouched for them)."""
+        info = self.directory.get(member)
+        for dev in info.devices.values() if info is not None else ():
+            pinned = pin.devices.get(dev.address.device)
+            if pinned is None or pinned.signing_key != b64e(dev.signing_key):
+                pin.devices[dev.address.device] = PinnedDevice(
+                    b64e(dev.signing_key), self.clock(), dev.status
+                )
 
     def accept_key_change(self, member: str) -> None:
         """Accept a member's changed keys without verifying them (they stay unverified)."""
         with self._edit() as st:
             if member in st.pins:
                 st.pins[member].unaccepted_change = False
+                if self._directory is not None:
+                    self._adopt_directory_keys(st.pins[member], member)
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -518,6 +565,7 @@ class DeskClient:
         """Seal and send a message to every device of the ``to`` members (and this member's others)."""
         if not to:
             raise ClientError("name at least one recipient", code="malformed")
+        await self.watch.check_word_cap(precedence, text)
         await self.flush_outbox()
         if self._directory is None:
             await self.refresh_directory()
@@ -553,7 +601,7 @@ class DeskClient:
                     "in_reply_to": in_reply_to,
                 }
             try:
-                return await self._post_envelope(message_id)
+                return await self._post_envelope(message_id, envelope)
             except RelayError as exc:
                 if exc.code in {"unknown_recipient", "expired_prekey"} and attempt == 0:
                     # The directory was stale: the envelope was refused, so its numbers are reused.
@@ -572,10 +620,14 @@ class DeskClient:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post_envelope(self, message_id: str) -> SentMessage:
+    async def _post_envelope(self, message_id: str, envelope: Envelope | None = None) -> SentMessage:
+        """Post an outbox entry; ``envelope`` is its parsed form when the caller just sealed it."""
         entry = self.state.outbox[message_id]
-        envelope = Envelope.from_json(entry["envelope"])
-        answer = await self._call("POST", "/envelopes", json_body=entry["envelope"])
+        if envelope is None:
+            envelope = Envelope.from_json(entry["envelope"])
+        answer = await self._call("POST", entry.get("path", "/envelopes"), json_body=entry["envelope"])
+        if not isinstance(answer, dict) or "receipt" not in answer:  # an answer to some other request
+            raise ClientError("the relay's answer holds no receipt", code="bad_receipt")
         receipt = Receipt.from_json(answer["receipt"])
         receipt.verify(b64d(self.state.relay_public_key, field="relay_public_key"))
         if (
@@ -603,6 +655,8 @@ class DeskClient:
                     str(r.address): {} for r in header.recipients if r.address.member != st.member
                 },
                 "own_devices": [str(r.address) for r in header.recipients if r.address.member == st.member],
+                "seq": dict(header.seq),  # a resend to a device that rejected it reuses its number
+                **watch_sent_extras(st),
             }
         assert receipt.log_index is not None
         return SentMessage(
@@ -629,9 +683,25 @@ class DeskClient:
             st.receipt_outbox[key] = receipt.to_json()
         await self._post_receipt_json(key, receipt.to_json())
 
+    def _on_receipt_result(self, frame: dict[str, Any]) -> None:
+        """The relay's answer to a receipt sent on the socket: as for ``POST /receipts``."""
+        key = frame.get("id")
+        if not isinstance(key, str):
+            return
+        error = frame.get("error")
+        with self._edit() as st:
+            st.receipt_outbox.pop(key, None)
+            if isinstance(error, dict):
+                code = str(error.get("code"))
+                st.alarms.append({"kind": "receipt_refused", "code": code, "at_ms": self.clock()})
+            else:
+                self.audit.note_receipt(
+                    st, key, {"log_index": frame.get("log_index"), "duplicate": frame.get("duplicate")}
+                )
+
     async def _post_receipt_json(self, key: str, body: dict[str, str]) -> None:
         try:
-            await self._call("POST", "/receipts", json_body={"receipt": body})
+            answer = await self._call("POST", "/receipts", json_body={"receipt": body})
         except RelayError as exc:
             # A refusal will not change on retry; keep it out of the outbox but remember why.
             with self._edit() as st:
@@ -640,9 +710,15 @@ class DeskClient:
             return
         with self._edit() as st:
             st.receipt_outbox.pop(key, None)
+            self.audit.note_receipt(st, key, answer)
 
-    async def acknowledge(self, message_id: str, reply: str | None = None) -> Receipt:
-        """A person at this desk confirms a message, optionally with a reply sent first."""
+    async def acknowledge(
+        self, message_id: str, reply: str | None = None, *, declined: bool = False
+    ) -> Receipt:
+        """A person at this desk confirms a message, optionally with a reply sent first.
+
+        ``declined``: the acknowledgement is a signed refusal (the person read it and declines).
+        """
         st = self.state
         msg = st.received.get(message_id)
         if msg is None:
@@ -667,11 +743,13 @@ class DeskClient:
             envelope_hash=b64d(msg["envelope_hash"], field="envelope_hash"),
             at_ms=self.clock(),
             reply_id=reply_id,
+            declined=declined,
         )
         await self._send_receipt(receipt)
         with self._edit() as st2:
             st2.received[message_id]["acknowledged_at_ms"] = receipt.at_ms
             st2.received[message_id]["reply_id"] = reply_id
+            st2.received[message_id]["declined"] = declined
         return receipt
 
     # --- receiving ------------------------------------------------------------------------------
@@ -683,12 +761,26 @@ class DeskClient:
         while True:
             page = await self._call("GET", "/inbox", params={"limit": INBOX_PAGE})
             items = page["items"]
+            done = []
             for item in items:
-                events.extend(await self.process_item(item))
-            if items:
-                await self._call("POST", "/inbox/ack", json_body={"ids": [i["id"] for i in items]})
-            if len(items) < INBOX_PAGE:
-                return events
+                item_events = await self.process_item(item)
+                events.extend(item_events)
+                if not self._retry_item(item, item_events):
+                    done.append(item["id"])
+            if done:
+                await self._call("POST", "/inbox/ack", json_body={"ids": done})
+            if len(items) < INBOX_PAGE or len(done) < len(items):
+                return events + await self.audit.maybe_check()
+
+    def _retry_item(self, item: dict[str, Any], events: list[ClientEvent]) -> bool:
+        """Whether to leave an item unacknowledged so that it comes again (it arrived damaged)."""
+        if not any(isinstance(e, RelayAlarm) and e.resend for e in events):
+            return False
+        key = item.get("id")
+        if not isinstance(key, int):
+            return False
+        self._item_retries[key] = self._item_retries.get(key, 0) + 1
+        return self._item_retries[key] <= MAX_ITEM_RETRIES
 
     async def listen(self, *, stop: asyncio.Event | None = None) -> AsyncIterator[ClientEvent]:
         """Stream events over the relay's socket, reconnecting and resuming after any drop."""
@@ -699,8 +791,16 @@ class DeskClient:
                 async for event in self._listen_once(stop):
                     backoff = 0.2
                     yield event
-            except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake, TimeoutError):
-                pass
+            except (
+                OSError,
+                websockets.ConnectionClosed,
+                websockets.InvalidHandshake,
+                TimeoutError,
+                ValueError,
+            ):
+                pass  # ValueError: a frame that is not JSON (damaged on the way); reconnect and resume
+            except RelayUnreachableError:
+                pass  # the relay is down or the link damaged: back off and try again
             except RelayError as exc:
                 if exc.code in {"device_revoked", "forbidden", "not_a_member"}:
                     raise
@@ -730,16 +830,31 @@ class DeskClient:
                         receiver.cancel()
                         return
                     frame = json.loads(receiver.result())
+                    if not isinstance(frame, dict):
+                        raise ValueError("a socket frame that is not a JSON object")
                     kind = frame.get("type")
                     if kind == "ping":
                         await ws.send(json.dumps({"type": "pong"}))
                     elif kind == "error":
                         err = frame.get("error", {})
                         raise RelayError(str(err.get("code")), str(err.get("message")), status=0)
+                    elif kind == "receipt-result":
+                        self._on_receipt_result(frame)
                     elif kind == "item":
                         item = frame["item"]
-                        for event in await self.process_item(item):
+
+                        async def over_socket(key: str, body: dict[str, str]) -> None:
+                            await ws.send(json.dumps({"type": "receipt", "id": key, "receipt": body}))
+
+                        sink = _SOCKET_RECEIPTS.set(over_socket)
+                        try:
+                            item_events = await self.process_item(item)
+                        finally:
+                            _SOCKET_RECEIPTS.reset(sink)
+                        for event in item_events:
                             yield event
+                        if self._retry_item(item, item_events):
+                            return  # reconnect: the relay sends every unacknowledged item again
                         await ws.send(json.dumps({"type": "ack", "ids": [item["id"]]}))
             finally:
                 stopper.cancel()
@@ -750,9 +865,12 @@ class DeskClient:
         if kind == "envelope":
             return await self._on_envelope(item)
         if kind == "receipt":
-            return self._on_receipt(item)
+            events = self._on_receipt(item)
+            return events + await self.watch.after_receipts(events)
         if kind == "directory":
             return await self.refresh_directory()
+        if kind == "notice":
+            return await self.watch.on_notice(item)
         return [RelayAlarm(f"unknown inbox item kind {kind!r}")]
 
     async def _on_envelope(self, item: dict[str, Any]) -> list[ClientEvent]:
@@ -761,10 +879,14 @@ class DeskClient:
             accepted = Receipt.from_json(item["accepted"])
             accepted.verify(b64d(self.state.relay_public_key, field="relay_public_key"))
         except (ProtocolError, KeyError) as exc:
-            return [RelayAlarm(f"unreadable envelope item {item.get('id')}: {exc}")]
+            return [RelayAlarm(f"unreadable envelope item {item.get('id')}: {exc}", resend=True)]
         header = envelope.header
         if accepted.message_id != header.message_id or accepted.envelope_hash != envelope.hash:
-            return [RelayAlarm(f"the relay's receipt for item {item.get('id')} is about another envelope")]
+            return [
+                RelayAlarm(
+                    f"the relay's receipt for item {item.get('id')} is about another envelope", resend=True
+                )
+            ]
         st = self.state
         message_id = header.message_id
         if st.receiver.has_accepted(header.sender, message_id):
@@ -834,7 +956,16 @@ class DeskClient:
                 "reply_id": None,
             }
             st.receipt_outbox[b64e(receipt.hash)] = receipt.to_json()
-        await self._post_receipt_json(b64e(receipt.hash), receipt.to_json())
+            flag_over_cap(st, header.precedence, content.text, message_id, str(header.sender), now)
+        sink = _SOCKET_RECEIPTS.get()
+        # The message is saved and accepted: whatever happens to its receipt now, the application
+        # must hear of it (a redelivery is a Duplicate). A receipt that cannot go out stays in the
+        # receipt outbox and is flushed later.
+        with contextlib.suppress(ClientError, OSError, websockets.ConnectionClosed):
+            if sink is None:
+                await self._post_receipt_json(b64e(receipt.hash), receipt.to_json())
+            else:  # listen(): a frame on the socket, sent before the item's ack; it stays in the outbox
+                await sink(b64e(receipt.hash), receipt.to_json())  # until the relay's receipt-result
         events.append(
             MessageReceived(
                 message_id=message_id,
@@ -849,6 +980,11 @@ class DeskClient:
                 accepted_at_ms=accepted.at_ms,
                 delivered_at_ms=now,
                 exercise=header.exercise,
+            )
+        )
+        events.extend(
+            await self.audit.on_message(
+                header.sender, content.intent, content.fields, message_id, content.in_reply_to
             )
         )
         return events
@@ -882,7 +1018,7 @@ class DeskClient:
         try:
             receipt = Receipt.from_json(item["receipt"])
         except (ProtocolError, KeyError) as exc:
-            return [RelayAlarm(f"unreadable receipt item {item.get('id')}: {exc}")]
+            return [RelayAlarm(f"unreadable receipt item {item.get('id')}: {exc}", resend=True)]
         if receipt.issuer is None:
             return [RelayAlarm("the relay forwarded a receipt without an issuer")]
         key = self._signing_key_of(receipt.issuer)
@@ -891,7 +1027,9 @@ class DeskClient:
                 raise ProtocolError(f"{receipt.issuer} is not a known device")
             receipt.verify(key)
         except ProtocolError:
-            return [RelayAlarm(f"a receipt claiming to be from {receipt.issuer} does not verify")]
+            return [
+                RelayAlarm(f"a receipt claiming to be from {receipt.issuer} does not verify", resend=True)
+            ]
         with self._edit() as st:
             sent = st.sent.get(receipt.message_id)
             if sent is not None:
@@ -903,6 +1041,8 @@ class DeskClient:
                     step["reason"] = receipt.reason.value
                 if receipt.reply_id is not None:
                     step["reply_id"] = receipt.reply_id
+                if receipt.declined:
+                    step["declined"] = True
         return [
             ReceiptReceived(
                 message_id=receipt.message_id,
@@ -911,6 +1051,7 @@ class DeskClient:
                 at_ms=receipt.at_ms,
                 reason=receipt.reason.value if receipt.reason else None,
                 reply_id=receipt.reply_id,
+                declined=receipt.declined,
             )
         ]
 

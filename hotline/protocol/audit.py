@@ -18,6 +18,7 @@ Pure code: no I/O, no clock (``at_ms`` is a parameter).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,7 +27,7 @@ from typing import Any
 from hotline.protocol import crypto
 from hotline.protocol.encoding import b64d, b64e, dump_json, load_json_object
 from hotline.protocol.envelope import Envelope, Header, envelope_hash, envelope_signed_bytes
-from hotline.protocol.errors import MalformedError, UnsupportedVersionError
+from hotline.protocol.errors import MalformedError, ProtocolError, UnsupportedVersionError
 from hotline.protocol.keys import SignedPrekey
 from hotline.protocol.model import (
     PROTOCOL_VERSION,
@@ -54,6 +55,10 @@ class EntryType(StrEnum):
     ENVELOPE_ACCEPTED = "envelope-accepted"
     RECEIPT = "receipt"
     AUTH_REFUSED = "auth-refused"
+    # Hotline semantics (docs/adr/0007): relay notices, desk acts and channel policies, each whole.
+    NOTICE = "notice"
+    ACT = "act"
+    POLICY_CHANGED = "policy-changed"
 
 
 # The fields each entry type has besides v, type, at_ms and channel.
@@ -82,6 +87,9 @@ _FIELDS: dict[EntryType, frozenset[str]] = {
     ),
     EntryType.RECEIPT: frozenset({"kind", "message_id", "issuer", "receipt"}),
     EntryType.AUTH_REFUSED: frozenset({"member", "device", "reason"}),
+    EntryType.NOTICE: frozenset({"kind", "notice"}),
+    EntryType.ACT: frozenset({"kind", "issuer", "act"}),
+    EntryType.POLICY_CHANGED: frozenset({"version", "by", "policy"}),
 }
 
 _COMMON = frozenset({"v", "type", "at_ms", "channel"})
@@ -241,14 +249,55 @@ def auth_refused(*, at_ms: int, channel: str, address: DeviceAddress, reason: st
     )
 
 
+def notice_logged(*, at_ms: int, channel: str, kind: str, notice: Mapping[str, str]) -> bytes:
+    """A notice the relay signed (escalation, crisis change, check-in due, withdrawal), body and signature."""
+    return _entry(EntryType.NOTICE, at_ms=at_ms, channel=channel, kind=kind, notice=dict(notice))
+
+
+def act_logged(
+    *, at_ms: int, channel: str, kind: str, issuer: DeviceAddress, act: Mapping[str, str]
+) -> bytes:
+    """An act a device signed for its desk (e.g. a check-in answer), body and signature."""
+    return _entry(
+        EntryType.ACT, at_ms=at_ms, channel=channel, kind=kind, issuer=issuer.to_json(), act=dict(act)
+    )
+
+
+def policy_changed(*, at_ms: int, channel: str, version: int, by: str, policy: Mapping[str, Any]) -> bytes:
+    """A channel's deadlines, schedules and triggers; ``by`` is ``"admin"`` or ``member/device``."""
+    return _entry(
+        EntryType.POLICY_CHANGED, at_ms=at_ms, channel=channel, version=version, by=by, policy=dict(policy)
+    )
+
+
+_FAST_DECODER = json.JSONDecoder(parse_constant=lambda name: None)  # a NaN never re-serializes as itself
+
+
+def _load_entry(data: bytes) -> tuple[dict[str, Any], bool]:
+    """The entry's JSON object, and whether its bytes are already known to be canonical.
+
+    An auditor parses every entry of a log, so the common case is fast: bytes that re-serialize to
+    themselves are strict JSON (no duplicate key, constant, lone surrogate or BOM survives a round
+    trip). Anything else goes through the strict loader, whose error says what is wrong.
+    """
+    if len(data) <= MAX_ENTRY_BYTES:
+        try:
+            obj = _FAST_DECODER.decode(data.decode("utf-8"))
+            if isinstance(obj, dict) and dump_json(obj) == data:
+                return obj, True
+        except (ValueError, RecursionError, ProtocolError):
+            pass
+    return load_json_object(data, what="audit entry", max_bytes=MAX_ENTRY_BYTES), False
+
+
 def parse_entry(data: bytes) -> AuditEntry:
     """Parse logged bytes strictly; checks the shape, not any signature inside."""
-    obj = load_json_object(data, what="audit entry", max_bytes=MAX_ENTRY_BYTES)
+    obj, canonical = _load_entry(data)
     if not is_protocol_version(obj.get("v")):
         raise UnsupportedVersionError("audit entry version is not supported")
     kind = require_enum(obj.get("type"), EntryType, field="audit.type")
     f = require_object(obj, field="audit", keys=_COMMON | _FIELDS[kind])
-    if dump_json(f) != data:
+    if not canonical and dump_json(f) != data:
         raise MalformedError("audit entry is not in canonical form")
     return AuditEntry(
         raw=data,

@@ -30,6 +30,7 @@ from hotline.protocol.model import (
     require_str,
     require_uuid,
 )
+from hotline.protocol.statements import TreeHead
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -164,11 +165,19 @@ def _installations_list(fields: dict[str, Any]) -> None:
         require_str(entry, field=f"fields.entries[{i}]", max_len=512)
 
 
+def _tree_head(fields: dict[str, Any]) -> None:
+    f = require_object(fields, field="fields", keys={"template", "tree_head"})
+    TreeHead.from_json(f["tree_head"])  # its signature is the receiving desk's to check (relay key)
+
+
 TEMPLATES: dict[str, tuple[Intent, Callable[[dict[str, Any]], None]]] = {
     # 2005 India–Pakistan agreement: pre-notify ballistic-missile tests, window of at most 5 days.
     "missile_test": (Intent.PRE_NOTIFICATION, _missile_test),
     # 1988/1992 agreement: lists of nuclear installations exchanged every 1 January.
     "nuclear_installations": (Intent.PRE_NOTIFICATION, _installations_list),
+    # The newest relay tree head the sender verified, so desks catch a relay showing them two
+    # histories (PROTOCOL.md §12.3); link tests are its natural carrier.
+    "tree_head": (Intent.LINK_TEST, _tree_head),
 }
 
 

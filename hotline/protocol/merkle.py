@@ -245,6 +245,16 @@ class MerkleTree:
         _check_consistency_args(old_size, new_size, self.size)
         return _consistency_path(old_size, new_size, self._subtree_hash)
 
+    def subtree_root(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for ``0 <= start < end <= size``: the root of any range of leaves.
+
+        Auditors use it to test what-if trees (a leaf removed or two swapped) without rehashing the
+        unchanged part of the log.
+        """
+        if not 0 <= start < end <= self.size:
+            raise ValueError(f"need 0 <= start < end <= {self.size}, got {start} and {end}")
+        return self._subtree_hash(start, end)
+
     def _subtree_hash(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for a non-empty range, from cached perfect subtrees where possible."""
         width = end - start

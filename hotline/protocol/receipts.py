@@ -3,6 +3,8 @@
 * ``relay-accepted`` — signed by the relay: it durably stored the envelope at a log index.
 * ``delivered`` — signed by a recipient device: it verified and decrypted the envelope.
 * ``acknowledged`` — signed by a recipient device on behalf of a person at the desk (may name a reply).
+  With ``"declined": true`` it is a signed refusal: a person read it and declines (ADR 0007). The field
+  is absent otherwise, so every acknowledgement issued before it existed keeps its exact bytes.
 * ``rejected`` — signed by a recipient device that could not verify or open it, with a reason code,
   so the sender can resend. A failure is never silent.
 
@@ -79,6 +81,7 @@ class Receipt:
     log_index: int | None = None
     reply_id: str | None = None
     reason: ErrorCode | None = None
+    declined: bool = False
 
     def signed_bytes(self) -> bytes:
         return frame(DS_RECEIPT, self.body)
@@ -119,7 +122,8 @@ class Receipt:
             ReceiptKind.ACKNOWLEDGED: {"issuer", "reply_id"},
             ReceiptKind.REJECTED: {"issuer", "reason"},
         }[kind]
-        f = require_object(obj, field="receipt", keys=common | extra)
+        optional = {"declined"} if kind is ReceiptKind.ACKNOWLEDGED else set()
+        f = require_object(obj, field="receipt", keys=common | extra, optional=optional)
         if f["type"] != "receipt":
             raise MalformedError("receipt.type: expected 'receipt'")
         envelope_hash = b64d(f["envelope_hash"], field="receipt.envelope_hash", max_bytes=32)
@@ -136,6 +140,9 @@ class Receipt:
             if reason_text not in {r.value for r in REJECT_REASONS}:
                 raise MalformedError(f"receipt.reason: {reason_text!r} is not a rejection reason")
             reason = ErrorCode(reason_text)
+        # One encoding only: a refusal says ``true``; an acknowledgement that is not one leaves it out.
+        if "declined" in f and f["declined"] is not True:
+            raise MalformedError("receipt.declined: only true is allowed (leave it out otherwise)")
         return cls(
             body=body,
             signature=signature,
@@ -148,6 +155,7 @@ class Receipt:
             log_index=log_index,
             reply_id=reply_id,
             reason=reason,
+            declined="declined" in f,
         )
 
 
@@ -189,8 +197,12 @@ def issue_device_receipt(
     at_ms: int,
     reply_id: str | None = None,
     reason: ErrorCode | None = None,
+    declined: bool = False,
 ) -> Receipt:
-    """Issue a ``delivered``, ``acknowledged`` or ``rejected`` receipt from a recipient device."""
+    """Issue a ``delivered``, ``acknowledged`` or ``rejected`` receipt from a recipient device.
+
+    ``declined`` (acknowledged only) makes the acknowledgement a signed refusal.
+    """
     fields: dict[str, Any] = {
         "kind": kind.value,
         "channel": channel,
@@ -199,8 +211,12 @@ def issue_device_receipt(
         "issuer": issuer.to_json(),
         "at_ms": at_ms,
     }
+    if declined and kind is not ReceiptKind.ACKNOWLEDGED:
+        raise MalformedError("only an acknowledged receipt can be a refusal")
     if kind is ReceiptKind.ACKNOWLEDGED:
         fields["reply_id"] = reply_id
+        if declined:
+            fields["declined"] = True
     elif kind is ReceiptKind.REJECTED:
         if reason not in REJECT_REASONS:
             raise MalformedError("a rejected receipt needs a rejection reason")

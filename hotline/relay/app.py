@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,17 +29,29 @@ from hotline.protocol.errors import ProtocolError
 from hotline.protocol.model import CHANNEL_RE, NAME_RE, UUID_RE
 from hotline.relay import bodies, migrate
 from hotline.relay.access import Principal, require_channel
+from hotline.relay.audit_api import build_audit_router
+from hotline.relay.clock import RelayClock
 from hotline.relay.db import create_engine
 from hotline.relay.errors import RelayError, RelayErrorCode, from_protocol
 from hotline.relay.http import RequestGuardMiddleware, ResponseMiddleware, redact_path
 from hotline.relay.identity import RelayIdentity, load_or_create_identity
+from hotline.relay.logging import RequestIdMiddleware
+from hotline.relay.metrics import (
+    PROMETHEUS_CONTENT_TYPE,
+    RelayMetrics,
+    ResponseCountMiddleware,
+    authorize_scrape,
+)
 from hotline.relay.notifier import LocalNotifier, Notifier, PostgresNotifier
 from hotline.relay.ratelimit import TokenBucketLimiter, retry_after_header
+from hotline.relay.semantics_routes import build_semantics_router
 from hotline.relay.service import MemberSpec, RelayService
 from hotline.relay.settings import RelaySettings
 from hotline.relay.socket import serve_socket
 from hotline.relay.sql_store import SqlStore
+from hotline.relay.timers import TimerLoop
 from hotline.relay.treehead import TreeHeadSigner
+from hotline.relay.webclient import default_web_root, mount_web_client
 
 log = logging.getLogger("hotline.relay")
 
@@ -59,6 +71,9 @@ class RelayContext:
         self._tasks: list[asyncio.Task[None]] = []
         self._notifier: Notifier | None = None
         self.identity: RelayIdentity | None = None
+        self.signer: TreeHeadSigner | None = None  # its Merkle tree answers audit proofs
+        self.metrics = RelayMetrics()
+        self.clock = RelayClock(adjustable=settings.test_clock)  # adjustable by tests only (ADR 0007)
 
     @property
     def service(self) -> RelayService:
@@ -79,7 +94,9 @@ class RelayContext:
         )
         if s.auto_migrate:
             await migrate.upgrade(engine)
-        store = SqlStore(engine)
+        store = SqlStore(
+            engine, busy_timeout_ms=s.sqlite_busy_timeout_ms, group_commit_max=s.sqlite_group_commit_max
+        )
         notifier: Notifier
         if engine.dialect.name == "postgresql":
             dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -88,13 +105,24 @@ class RelayContext:
             notifier = LocalNotifier()
         await notifier.start()
         self._notifier = notifier
-        service = RelayService(store, self.identity, s, notifier)
+        self.metrics.watch(
+            engine,
+            notifier,
+            cap=s.metrics_queue_cap,
+            timeout_s=s.metrics_query_timeout_s,
+            cache_s=s.metrics_cache_s,
+        )
+        service = RelayService(
+            store, self.identity, s, notifier, metrics=self.metrics, now_ms=self.clock.now_ms
+        )
         signer = TreeHeadSigner(store, self.identity.signing_key, service.now_ms)
         await signer.start()
+        self.signer = signer
         self._service = service
         self._tasks = [
             asyncio.create_task(signer.run(s.tree_head_interval_s), name="tree-heads"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(TimerLoop(service.semantics, s.timer_interval_s).run(), name="timers"),
         ]
 
     async def _housekeeping(self) -> None:
@@ -134,8 +162,18 @@ def get_service(request: Request) -> RelayService:
     return get_context(request).service
 
 
-ContextDep = Annotated[RelayContext, Depends(get_context)]
-ServiceDep = Annotated[RelayService, Depends(get_service)]
+# The dependencies are coroutines on purpose: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a hop there and back on every request (docs/PERFORMANCE.md).
+async def context_dependency(request: Request) -> RelayContext:
+    return get_context(request)
+
+
+async def service_dependency(request: Request) -> RelayService:
+    return get_service(request)
+
+
+ContextDep = Annotated[RelayContext, Depends(context_dependency)]
+ServiceDep = Annotated[RelayService, Depends(service_dependency)]
 
 
 def _bearer(request: Request) -> str:
@@ -199,6 +237,12 @@ def build_router() -> APIRouter:
     async def healthz() -> JSONResponse:
         return _json({"status": "ok"})
 
+    @r.get("/metrics", tags=["service"], include_in_schema=False)
+    async def metrics(ctx: ContextDep, request: Request) -> Response:
+        peer = request.client.host if request.client else None
+        authorize_scrape(peer, request.headers.get("authorization"), ctx.settings.metrics_token)
+        return Response(await ctx.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
     @r.get("/readyz", tags=["service"])
     async def readyz(ctx: ContextDep) -> JSONResponse:
         try:
@@ -235,6 +279,7 @@ def build_router() -> APIRouter:
             body.suite,
             [MemberSpec(m.member, m.role) for m in body.members],
             body.invite_ttl_s,
+            policy=body.policy,
         )
         return _json(out, 201)
 
@@ -497,5 +542,19 @@ def create_app(settings: RelaySettings | None = None) -> FastAPI:
         RequestGuardMiddleware, max_body_bytes=settings.max_request_bytes, limiter=ctx.address_limiter
     )
     app.add_middleware(ResponseMiddleware, tls=settings.tls_cert is not None)
+    app.add_middleware(ResponseCountMiddleware, metrics=ctx.metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of the request carries its id
     app.include_router(build_router())
+    app.include_router(
+        build_semantics_router(
+            get_context=get_context, require_device=require_device, require_admin=require_admin
+        )
+    )
+    audit_router = build_audit_router(
+        get_context=get_context, require_device=require_device, require_admin=require_admin
+    )
+    app.include_router(audit_router)
+    web_root = settings.web_root or default_web_root()
+    if settings.serve_web_client and web_root is not None:
+        mount_web_client(app, web_root)
     return app

@@ -38,6 +38,7 @@ class CreateChannelBody(Body):
     suite: Annotated[str, Field(max_length=64)] = "hotline-c1"
     members: Annotated[list[MemberBody], Field(min_length=1)]
     invite_ttl_s: TtlS | None = None
+    policy: dict[str, Any] | None = None  # deadlines, schedules, triggers (docs/API.md, "Channel policy")
 
 
 class AddMemberBody(Body):

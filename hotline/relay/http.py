@@ -28,11 +28,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# The web client will be served from "/": nothing but our own origin, no inline script, no framing.
+# The web client is served from "/": nothing but our own origin, no inline script, no framing; and
+# Trusted Types with no policy, so no script of the page can write markup into an HTML sink (innerHTML
+# and kin throw): the client builds its DOM with createElement and textContent only (docs/WEB.md).
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    "form-action 'self'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
 )
 # Swagger UI at /docs loads its script and style from a CDN and starts with an inline script.
 DOCS_CSP = (
@@ -165,11 +167,20 @@ class ResponseMiddleware:
                     send_with_headers, RelayError(RelayErrorCode.INTERNAL, "internal error", status=500)
                 )
         finally:
+            client, method, safe_path = client_address(scope), scope.get("method"), redact_path(path)
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             log.info(
                 "%s %s %s %d %.1fms",
-                client_address(scope),
-                scope.get("method"),
-                redact_path(path),
+                client,
+                method,
+                safe_path,
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed_ms,
+                extra={
+                    "client": client,
+                    "method": method,
+                    "path": safe_path,
+                    "status": status,
+                    "duration_ms": elapsed_ms,
+                },
             )

@@ -1,9 +1,9 @@
 """The relay's own secrets in its data dir: its Ed25519 signing key and the admin token.
 
-Both are created on first start with mode 0600 (``O_EXCL``, so two processes starting at once cannot
-both write one) and only read afterwards. The admin token's *path* is shown to the operator, never
-the token. The relay's key signs ``relay-accepted`` receipts and tree heads only: it cannot read or
-forge a message.
+Both are created on first start with mode 0600 (written aside and linked into place, so two
+processes starting at once cannot both write one, nor read a half-written one) and only read
+afterwards. The admin token's *path* is shown to the operator, never the token. The relay's key
+signs ``relay-accepted`` receipts and tree heads only: it cannot read or forge a message.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +49,25 @@ class RelayIdentity:
 
 
 def _write_new(path: Path, text: str) -> bool:
-    """Create ``path`` with mode 0600 holding ``text``; False if it already exists."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """Create ``path`` with mode 0600 holding ``text``; False if it already exists.
+
+    The file is written aside and hard-linked into place (``link`` fails if the name exists), so a
+    replica starting at the same moment sees the whole file or none, never a half-written key.
+    """
+    if path.exists():
         return False
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(aside)
     return True
 
 

@@ -38,7 +38,9 @@ from hotline.relay.errors import (
     not_found,
 )
 from hotline.relay.identity import RelayIdentity
+from hotline.relay.metrics import RelayMetrics
 from hotline.relay.notifier import Notifier
+from hotline.relay.semantics import SemanticsService, SendPurpose
 from hotline.relay.settings import RelaySettings
 from hotline.relay.store import (
     ChannelRow,
@@ -116,6 +118,7 @@ class RelayService:
         now_ms: Callable[[], int] = wall_clock_ms,
         rng: RandomSource = os.urandom,
         limits: Limits = DEFAULT_LIMITS,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -124,6 +127,9 @@ class RelayService:
         self.now_ms = now_ms
         self.rng = rng
         self.limits = limits
+        self.metrics = metrics or RelayMetrics()
+        # Deadlines, escalation, link tests, check-ins, crisis mode (docs/adr/0007).
+        self.semantics = SemanticsService(store, identity, settings, notifier, now_ms=now_ms, rng=rng)
 
     # --- descriptions ------------------------------------------------------------------------------
 
@@ -311,7 +317,14 @@ class RelayService:
     # --- admin -------------------------------------------------------------------------------------
 
     async def create_channel(
-        self, name: str, title: str, suite: str, members: Sequence[MemberSpec], invite_ttl_s: int | None
+        self,
+        name: str,
+        title: str,
+        suite: str,
+        members: Sequence[MemberSpec],
+        invite_ttl_s: int | None,
+        *,
+        policy: object = None,
     ) -> dict[str, Any]:
         if suite not in {s.value for s in Suite}:
             raise RelayError(RelayErrorCode.UNSUPPORTED_SUITE, f"suite {suite!r} is not supported")
@@ -342,6 +355,7 @@ class RelayService:
             for spec in members:
                 member = await tx.insert_member(channel.id, spec.member, spec.role, now)
                 invites.append(await self._new_invite(tx, channel, member, ttl, now))
+            await self.semantics.init_channel(tx, channel, policy, now)
             body = await self._channel_json(tx, channel)
         return {"channel": body, "invites": invites}
 
@@ -684,8 +698,13 @@ class RelayService:
 
     # --- channel: sending --------------------------------------------------------------------------
 
-    async def send_envelope(self, who: Principal, channel_name: str, obj: object) -> SendResult:
-        """Check and store an envelope; see docs/API.md "Sending" for the order of the checks."""
+    async def send_envelope(
+        self, who: Principal, channel_name: str, obj: object, *, purpose: SendPurpose | None = None
+    ) -> SendResult:
+        """Check and store an envelope; see docs/API.md "Sending" for the order of the checks.
+
+        ``purpose`` marks a link test or a resend, whose recipients follow their own rules (ADR 0007).
+        """
         require_channel(who, channel_name)
         try:
             envelope = Envelope.from_json(obj, limits=self.limits)
@@ -717,6 +736,9 @@ class RelayService:
                 for a, d in active.items()
                 if a.member in members and a != who.address and a not in listed and d.role in SENDING_ROLES
             )
+            if purpose is not None and not unknown:
+                await self.semantics.check_recipients(tx, channel, who, header, active, purpose)
+                missing = []
             if unknown or missing:
                 raise RelayError(
                     RelayErrorCode.UNKNOWN_RECIPIENT,
@@ -784,7 +806,11 @@ class RelayService:
                     for d in targets
                 ]
             )
-        await self.notifier.publish(targets)
+            woken = await self.semantics.on_envelope_accepted(
+                tx, channel, who, header, envelope_id, now, purpose
+            )
+        await self.notifier.publish([*targets, *woken])
+        self.metrics.envelope_accepted(header.precedence.value)
         return SendResult(receipt, log_index, duplicate=False)
 
     @staticmethod
@@ -889,13 +915,26 @@ class RelayService:
                 if d.active and sender is not None and d.member_id == sender.member_id
             ]
             rank = Precedence(row.precedence).rank
+            delivered = (
+                await tx.get_receipt(row.id, who.device.id, ReceiptKind.DELIVERED.value)
+                if receipt.kind is ReceiptKind.ACKNOWLEDGED
+                else None
+            )
             await tx.queue_items(
                 [
                     NewItem(device_id=d, kind=ItemKind.RECEIPT, rank=rank, at_ms=now, receipt_id=receipt_id)
                     for d in targets
                 ]
             )
+            await self.semantics.on_receipt(tx, row, who, receipt, now)
         await self.notifier.publish(targets)
+        self.metrics.receipt_logged(
+            receipt.kind.value,
+            row.precedence,
+            at_ms=now,
+            accepted_at_ms=row.accepted_at_ms,
+            delivered_at_ms=None if delivered is None else delivered.received_at_ms,
+        )
         return ReceiptResult(log_index, duplicate=False)
 
     @staticmethod

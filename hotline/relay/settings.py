@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hotline.protocol.model import DEFAULT_LIMITS
@@ -30,6 +31,10 @@ class RelaySettings(BaseSettings):
     tls_cert: Path | None = Field(None, description="PEM certificate chain for HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key for HTTPS")
     auto_migrate: bool = Field(True, description="Upgrade the database schema to head on start")
+    serve_web_client: bool = Field(True, description="Serve the browser client (docs/WEB.md) at /")
+    web_root: Path | None = Field(
+        None, description="Directory of the browser client; default: clients/web of this source tree"
+    )
 
     # --- lifetimes ---------------------------------------------------------------------------------
     token_ttl_s: int = Field(900, ge=1, description="Lifetime of a device token")
@@ -83,11 +88,48 @@ class RelaySettings(BaseSettings):
     tree_head_interval_s: float = Field(2.0, gt=0, description="How often a new tree head is signed")
     housekeeping_interval_s: float = Field(60.0, gt=0, description="How often expired rows are pruned")
 
+    # --- hotline semantics: deadlines, escalation, link tests, check-ins, crisis (docs/adr/0007) -----
+    timer_interval_s: float = Field(
+        1.0, gt=0, description="How often this process looks for due timers (deadlines, check-ins, tests)"
+    )
+    timer_batch: int = Field(100, ge=1, description="Timers fired at most per sweep, one transaction each")
+    act_max_skew_s: int = Field(
+        300, ge=1, description="How far a signed act's at_ms may be from the relay's clock and be accepted"
+    )
+    test_clock: bool = Field(
+        False,
+        description="TESTS ONLY: enable POST /v1/admin/test/clock (move this process's clock forward) and "
+        "POST /v1/admin/test/sweep (fire due timers now); both answer 404 unless this is set",
+    )
+
     # --- database ----------------------------------------------------------------------------------
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection pool size")
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0, description="SQLite busy_timeout")
+    sqlite_group_commit_max: int = Field(
+        32,
+        ge=1,
+        description="SQLite: most write transactions that share one fsync'd COMMIT (group commit); "
+        "writers queued behind a commit join the next one; 1 commits each alone",
+    )
 
     log_level: str = Field("info", description="Python log level of the relay")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or as one JSON object each (with the request id)"
+    )
+
+    # --- metrics (GET /metrics, docs/OPERATIONS.md) -------------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a scraper must send; unset: only loopback peers may scrape"
+    )
+    metrics_cache_s: float = Field(
+        5.0, ge=0, description="Gauges read from the database are refreshed at most this often"
+    )
+    metrics_queue_cap: int = Field(
+        100_000, ge=1, description="Pending inbox items counted per scrape at most (bounds the query)"
+    )
+    metrics_query_timeout_s: float = Field(
+        2.0, gt=0, description="Time limit of the database read behind the gauges"
+    )
 
     def database_url(self) -> str:
         """The URL to connect to: ``db_url``, or the SQLite file in ``data_dir``."""

@@ -10,8 +10,10 @@ beyond one page of items, so a slow client cannot make the relay grow: if its wi
 a frame cannot be written, for ``socket_stall_timeout_s``, the socket is closed (4429) and the client
 resumes on reconnect — every unacknowledged item is sent again, and acknowledged ones never are.
 
-The reader takes ``ack``, ``ping`` and ``pong`` frames. Frames are JSON text, parsed strictly;
-anything else closes the socket (4400). Both tasks share one send lock.
+The reader takes ``ack``, ``receipt``, ``ping`` and ``pong`` frames. A ``receipt`` frame is ``POST
+/receipts`` without an HTTP request and its token lookup (the socket is authenticated): the same
+checks, and a refusal is answered with its error while the socket stays open. Frames are JSON
+text, parsed strictly; anything else closes the socket (4400). Both tasks share one send lock.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import json
 import logging
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from hotline.protocol.encoding import load_json_object
+from hotline.protocol.encoding import b64e, load_json_object
 from hotline.protocol.errors import ProtocolError
 from hotline.relay.access import Principal, require_channel
 from hotline.relay.errors import RelayError, RelayErrorCode, from_protocol, malformed
@@ -32,6 +35,7 @@ from hotline.relay.notifier import Subscription
 from hotline.relay.ratelimit import TokenBucketLimiter
 from hotline.relay.service import RelayService
 from hotline.relay.settings import RelaySettings
+from hotline.relay.store import ItemKind, ItemRow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,9 @@ class DeviceSocket:
         self._send_lock = asyncio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> None:
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        await self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+
+    async def send_text(self, text: str) -> None:
         async with self._send_lock:
             try:
                 await asyncio.wait_for(self.ws.send_text(text), self.settings.socket_stall_timeout_s)
@@ -87,7 +93,7 @@ class DeviceSocket:
                 for item in items:
                     # Counted before the write: the client may ack it before this task runs again.
                     self.sent.add(item.id)
-                    await self.send({"type": "item", "item": self.service.item_json(item)})
+                    await self.send_text(item_frame(item))
                 if len(items) == page:
                     continue
                 # A wake-up from another replica can be lost (its connection dropped): look anyway.
@@ -116,14 +122,41 @@ class DeviceSocket:
                     raise malformed("an ack frame is {type, ids}")
                 ids = self.service.check_ack_ids(frame["ids"])
                 await self.service.ack(self.who, self.who.channel, ids)
+                window_was_full = len(self.sent) >= self.settings.socket_max_unacked
                 self.sent.difference_update(ids)
-                self.sub.wake.set()
+                if window_was_full:
+                    # Only a writer waiting for room needs this ack; one waiting for new items
+                    # would look at the queue again for nothing (a read per acked item).
+                    self.sub.wake.set()
+            elif kind == "receipt":
+                if set(frame) != {"type", "id", "receipt"} or not _is_ref(frame["id"]):
+                    raise malformed(
+                        "a receipt frame is {type, id, receipt}; id is a string of 1-64 characters"
+                    )
+                await self.service.check_active(self.who)  # as an HTTP request's token lookup would
+                await self.send(await self.post_receipt(frame["id"], frame["receipt"]))
             elif kind == "ping":
                 await self.send({"type": "pong"})
             elif kind == "pong":
                 continue
             else:
                 raise malformed(f"unexpected frame type {kind!r}")
+
+    async def post_receipt(self, ref: str, obj: object) -> dict[str, Any]:
+        """The answer to a ``receipt`` frame: ``receipt-result`` with the log index, or the error."""
+        try:
+            result = await self.service.post_receipt(self.who, self.who.channel, obj)
+        except RelayError as refused:
+            return {"type": "receipt-result", "id": ref, **refused.to_json()}
+        except IntegrityError:  # a concurrent retry of the same receipt won the race
+            conflict = RelayError(RelayErrorCode.CONFLICT, "conflicting concurrent request")
+            return {"type": "receipt-result", "id": ref, **conflict.to_json()}
+        return {
+            "type": "receipt-result",
+            "id": ref,
+            "log_index": result.log_index,
+            "duplicate": result.duplicate,
+        }
 
     async def run(self) -> None:
         await self.send({"type": "ready"})
@@ -138,6 +171,29 @@ class DeviceSocket:
             exc = task.exception()
             if exc is not None:
                 raise exc
+
+
+def item_frame(item: ItemRow) -> str:
+    """An ``item`` frame as text. An envelope's wire JSON, stored canonical, goes in as it is: parsing
+    it only to serialize it again cost a parse and a dump per delivery (docs/PERFORMANCE.md)."""
+    if item.kind is not ItemKind.ENVELOPE or item.envelope_wire is None:
+        item_json = RelayService.item_json(item)
+        return json.dumps({"type": "item", "item": item_json}, separators=(",", ":"), ensure_ascii=False)
+    assert item.accepted_body is not None and item.accepted_sig is not None
+    head = json.dumps(
+        {
+            "id": item.id,
+            "kind": item.kind.value,
+            "at_ms": item.at_ms,
+            "accepted": {"body": b64e(item.accepted_body), "sig": b64e(item.accepted_sig)},
+        },
+        separators=(",", ":"),
+    )
+    return '{"type":"item","item":' + head[:-1] + ',"envelope":' + item.envelope_wire.decode() + "}}"
+
+
+def _is_ref(value: object) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 64
 
 
 async def receive_frame(ws: WebSocket, max_bytes: int) -> dict[str, Any]:

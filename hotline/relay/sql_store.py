@@ -1,25 +1,36 @@
-"""The relay store on SQLAlchemy 2 async Core: SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""The relay store on SQLAlchemy 2 Core: SQLite (pysqlite inline, aiosqlite) and PostgreSQL (asyncpg).
 
 SQLite has one writer: write transactions queue on an in-process lock and then ``BEGIN IMMEDIATE``,
-so they never fail half-way with SQLITE_BUSY. PostgreSQL runs writers concurrently; appenders to the
-audit log serialize on ``SELECT … FOR UPDATE`` of the log-state row, taken first in the transaction
-so that no writer waits on another while holding it out of order.
+so they never fail half-way with SQLITE_BUSY. Their statements run inline on the event loop's thread
+(:class:`hotline.relay.db.InlineConnection`), and writers that queue up while one commits are *group
+committed*: they share one SQLite transaction, each inside a savepoint of its own (a failing writer
+rolls back only its savepoint), and one fsync'd ``COMMIT`` ends the group. Every writer still returns
+only after the commit that made its work durable; a failed commit fails every writer of its group.
+
+PostgreSQL runs writers concurrently; appenders to the audit log serialize on ``SELECT … FOR UPDATE``
+of the log-state row, taken first in the transaction so that no writer waits on another while holding
+it out of order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, text, tuple_, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, delete, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, RootTransaction, RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.protocol.merkle import leaf_hash
 from hotline.relay import schema as t
-from hotline.relay.db import WRITE_OPTION
+from hotline.relay.db import WRITE_OPTION, Executor, InlineConnection, create_inline_sqlite_engine
+from hotline.relay.sql_semantics import SqlSemanticsTx
 from hotline.relay.store import (
     AuditRow,
     ChannelRow,
@@ -131,6 +142,7 @@ def _receipt(r: RowMapping) -> ReceiptRow:
         body=bytes(r["body"]),
         sig=bytes(r["sig"]),
         log_index=r["log_index"],
+        received_at_ms=r["received_at_ms"],
     )
 
 
@@ -138,25 +150,108 @@ def _opt_bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+# The statements of the hot paths (authentication, sending, receipts, sockets), built once. Building a
+# statement costs SQLAlchemy far more than SQLite takes to run it (about 150 µs against 20 for the
+# token lookup; docs/PERFORMANCE.md); a built statement is compiled once per dialect and cached.
+_P = bindparam
+_I = t.inbox_items
+_CHANNEL_BY_NAME = select(t.channels).where(t.channels.c.name == _P("name"))
+_MEMBERS_OF = select(t.members).where(t.members.c.channel_id == _P("channel_id")).order_by(t.members.c.id)
+_DEVICE_BY_ID = select(*_DEVICE_COLUMNS).select_from(_DEVICE_JOIN).where(t.devices.c.id == _P("device_id"))
+_DEVICES_OF = (
+    select(*_DEVICE_COLUMNS)
+    .select_from(_DEVICE_JOIN)
+    .where(t.devices.c.channel_id == _P("channel_id"))
+    .order_by(t.devices.c.id)
+)
+_PREKEYS_BY_KEY = select(t.prekeys).where(
+    tuple_(t.prekeys.c.device_id, t.prekeys.c.prekey_id).in_(_P("keys", expanding=True))
+)
+_TOKEN = (
+    select(*_DEVICE_COLUMNS, t.channels.c.name.label("channel"), t.tokens.c.expires_ms)
+    .select_from(
+        _DEVICE_JOIN.join(t.tokens, t.tokens.c.device_id == t.devices.c.id).join(
+            t.channels, t.channels.c.id == t.devices.c.channel_id
+        )
+    )
+    .where(t.tokens.c.token_hash == _P("token_hash"))
+)
+_ENVELOPE_BY_MESSAGE = select(t.envelopes).where(
+    t.envelopes.c.channel_id == _P("channel_id"), t.envelopes.c.message_id == _P("message_id")
+)
+_INSERT_ENVELOPE = insert(t.envelopes).returning(t.envelopes.c.id)
+_IS_RECIPIENT = select(_I.c.id).where(
+    _I.c.envelope_id == _P("envelope_id"),
+    _I.c.device_id == _P("device_id"),
+    _I.c.kind == ItemKind.ENVELOPE.value,
+)
+_RECEIPT_BY_HASH = select(t.receipts).where(t.receipts.c.receipt_hash == _P("receipt_hash"))
+_RECEIPT_OF = select(t.receipts).where(
+    t.receipts.c.envelope_id == _P("envelope_id"),
+    t.receipts.c.issuer_device_id == _P("issuer_device_id"),
+    t.receipts.c.kind == _P("kind"),
+)
+_INSERT_RECEIPT = insert(t.receipts).returning(t.receipts.c.id)
+_INSERT_ITEMS = insert(_I)
+_PENDING = (
+    select(
+        _I.c.id,
+        _I.c.kind,
+        _I.c.at_ms,
+        _I.c.rank,
+        _I.c.payload,
+        t.envelopes.c.wire,
+        t.envelopes.c.receipt_body,
+        t.envelopes.c.receipt_sig,
+        t.receipts.c.body,
+        t.receipts.c.sig,
+    )
+    .select_from(
+        _I.outerjoin(t.envelopes, t.envelopes.c.id == _I.c.envelope_id).outerjoin(
+            t.receipts, t.receipts.c.id == _I.c.receipt_id
+        )
+    )
+    .where(
+        _I.c.device_id == _P("device_id"),
+        _I.c.acked.is_(False),
+        _I.c.id.not_in(_P("exclude", expanding=True)),
+    )
+    .order_by(_I.c.rank, _I.c.id)
+    .limit(_P("limit"))
+)
+_STILL_PENDING = select(_I.c.id).where(
+    _I.c.device_id == _P("device_id"), _I.c.acked.is_(False), _I.c.id.in_(_P("ids", expanding=True))
+)
+_ACK = (
+    update(_I)
+    .where(_I.c.device_id == _P("for_device"), _I.c.acked.is_(False), _I.c.id.in_(_P("ids", expanding=True)))
+    .values(acked=True)
+)
+_LOG_SIZE = select(t.log_state.c.size).where(t.log_state.c.id == 1)
+_LOG_SIZE_FOR_UPDATE = _LOG_SIZE.with_for_update()
+_INSERT_AUDIT = insert(t.audit_log)
+_SET_LOG_SIZE = update(t.log_state).where(t.log_state.c.id == 1).values(size=_P("new_size"))
+
+
 class SqlTx:
     """One transaction on one connection; implements :class:`hotline.relay.store.Tx`."""
 
-    def __init__(self, conn: AsyncConnection, *, postgres: bool, writable: bool) -> None:
+    def __init__(self, conn: Executor, *, postgres: bool, writable: bool) -> None:
         self._conn = conn
         self._postgres = postgres
         self._writable = writable
         self._log_size: int | None = None
 
-    async def _one(self, stmt: Any) -> RowMapping | None:
-        return (await self._conn.execute(stmt)).mappings().first()
+    async def _one(self, stmt: Any, params: dict[str, Any] | None = None) -> RowMapping | None:
+        return (await self._conn.execute(stmt, params)).mappings().first()
 
-    async def _all(self, stmt: Any) -> list[RowMapping]:
-        return list((await self._conn.execute(stmt)).mappings().all())
+    async def _all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[RowMapping]:
+        return list((await self._conn.execute(stmt, params)).mappings().all())
 
     # --- channels and members ----------------------------------------------------------------------
 
     async def get_channel(self, name: str) -> ChannelRow | None:
-        row = await self._one(select(t.channels).where(t.channels.c.name == name))
+        row = await self._one(_CHANNEL_BY_NAME, {"name": name})
         return _channel(row) if row else None
 
     async def get_channel_by_id(self, channel_id: int) -> ChannelRow | None:
@@ -199,8 +294,7 @@ class SqlTx:
         return _member(row) if row else None
 
     async def list_members(self, channel_id: int) -> list[MemberRow]:
-        stmt = select(t.members).where(t.members.c.channel_id == channel_id).order_by(t.members.c.id)
-        return [_member(r) for r in await self._all(stmt)]
+        return [_member(r) for r in await self._all(_MEMBERS_OF, {"channel_id": channel_id})]
 
     async def insert_member(self, channel_id: int, name: str, role: Role, at_ms: int) -> MemberRow:
         values: dict[str, Any] = {
@@ -277,19 +371,11 @@ class SqlTx:
         return _device(row) if row else None
 
     async def get_device_by_id(self, device_id: int) -> DeviceRow | None:
-        row = await self._one(
-            select(*_DEVICE_COLUMNS).select_from(_DEVICE_JOIN).where(t.devices.c.id == device_id)
-        )
+        row = await self._one(_DEVICE_BY_ID, {"device_id": device_id})
         return _device(row) if row else None
 
     async def list_devices(self, channel_id: int) -> list[DeviceRow]:
-        stmt = (
-            select(*_DEVICE_COLUMNS)
-            .select_from(_DEVICE_JOIN)
-            .where(t.devices.c.channel_id == channel_id)
-            .order_by(t.devices.c.id)
-        )
-        return [_device(r) for r in await self._all(stmt)]
+        return [_device(r) for r in await self._all(_DEVICES_OF, {"channel_id": channel_id})]
 
     async def signing_key_in_use(self, channel_id: int, signing_key: bytes) -> bool:
         row = await self._one(
@@ -375,8 +461,7 @@ class SqlTx:
     async def get_prekeys(self, keys: Sequence[tuple[int, str]]) -> list[PrekeyRow]:
         if not keys:
             return []
-        stmt = select(t.prekeys).where(tuple_(t.prekeys.c.device_id, t.prekeys.c.prekey_id).in_(list(keys)))
-        return [_prekey(r) for r in await self._all(stmt)]
+        return [_prekey(r) for r in await self._all(_PREKEYS_BY_KEY, {"keys": list(keys)})]
 
     # --- authentication ----------------------------------------------------------------------------
 
@@ -403,16 +488,7 @@ class SqlTx:
         )
 
     async def get_token(self, token_hash: bytes) -> TokenRow | None:
-        stmt = (
-            select(*_DEVICE_COLUMNS, t.channels.c.name.label("channel"), t.tokens.c.expires_ms)
-            .select_from(
-                _DEVICE_JOIN.join(t.tokens, t.tokens.c.device_id == t.devices.c.id).join(
-                    t.channels, t.channels.c.id == t.devices.c.channel_id
-                )
-            )
-            .where(t.tokens.c.token_hash == token_hash)
-        )
-        row = await self._one(stmt)
+        row = await self._one(_TOKEN, {"token_hash": token_hash})
         if row is None:
             return None
         return TokenRow(device=_device(row), channel=row["channel"], expires_ms=row["expires_ms"])
@@ -424,11 +500,7 @@ class SqlTx:
     # --- envelopes and receipts --------------------------------------------------------------------
 
     async def get_envelope(self, channel_id: int, message_id: str) -> EnvelopeRow | None:
-        row = await self._one(
-            select(t.envelopes).where(
-                t.envelopes.c.channel_id == channel_id, t.envelopes.c.message_id == message_id
-            )
-        )
+        row = await self._one(_ENVELOPE_BY_MESSAGE, {"channel_id": channel_id, "message_id": message_id})
         return _envelope(row) if row else None
 
     async def insert_envelope(
@@ -448,46 +520,35 @@ class SqlTx:
         receipt_sig: bytes,
     ) -> int:
         result = await self._conn.execute(
-            insert(t.envelopes)
-            .values(
-                channel_id=channel_id,
-                message_id=message_id,
-                sender_device_id=sender_device_id,
-                precedence=precedence,
-                exercise=exercise,
-                created_at_ms=created_at_ms,
-                accepted_at_ms=accepted_at_ms,
-                envelope_hash=envelope_hash,
-                wire=wire,
-                log_index=log_index,
-                receipt_body=receipt_body,
-                receipt_sig=receipt_sig,
-            )
-            .returning(t.envelopes.c.id)
+            _INSERT_ENVELOPE,
+            {
+                "channel_id": channel_id,
+                "message_id": message_id,
+                "sender_device_id": sender_device_id,
+                "precedence": precedence,
+                "exercise": exercise,
+                "created_at_ms": created_at_ms,
+                "accepted_at_ms": accepted_at_ms,
+                "envelope_hash": envelope_hash,
+                "wire": wire,
+                "log_index": log_index,
+                "receipt_body": receipt_body,
+                "receipt_sig": receipt_sig,
+            },
         )
         return int(result.scalar_one())
 
     async def is_recipient(self, envelope_id: int, device_id: int) -> bool:
-        row = await self._one(
-            select(t.inbox_items.c.id).where(
-                t.inbox_items.c.envelope_id == envelope_id,
-                t.inbox_items.c.device_id == device_id,
-                t.inbox_items.c.kind == ItemKind.ENVELOPE.value,
-            )
-        )
+        row = await self._one(_IS_RECIPIENT, {"envelope_id": envelope_id, "device_id": device_id})
         return row is not None
 
     async def get_receipt_by_hash(self, receipt_hash: bytes) -> ReceiptRow | None:
-        row = await self._one(select(t.receipts).where(t.receipts.c.receipt_hash == receipt_hash))
+        row = await self._one(_RECEIPT_BY_HASH, {"receipt_hash": receipt_hash})
         return _receipt(row) if row else None
 
     async def get_receipt(self, envelope_id: int, issuer_device_id: int, kind: str) -> ReceiptRow | None:
         row = await self._one(
-            select(t.receipts).where(
-                t.receipts.c.envelope_id == envelope_id,
-                t.receipts.c.issuer_device_id == issuer_device_id,
-                t.receipts.c.kind == kind,
-            )
+            _RECEIPT_OF, {"envelope_id": envelope_id, "issuer_device_id": issuer_device_id, "kind": kind}
         )
         return _receipt(row) if row else None
 
@@ -505,19 +566,18 @@ class SqlTx:
         log_index: int,
     ) -> int:
         result = await self._conn.execute(
-            insert(t.receipts)
-            .values(
-                channel_id=channel_id,
-                envelope_id=envelope_id,
-                kind=kind,
-                issuer_device_id=issuer_device_id,
-                receipt_hash=receipt_hash,
-                body=body,
-                sig=sig,
-                received_at_ms=at_ms,
-                log_index=log_index,
-            )
-            .returning(t.receipts.c.id)
+            _INSERT_RECEIPT,
+            {
+                "channel_id": channel_id,
+                "envelope_id": envelope_id,
+                "kind": kind,
+                "issuer_device_id": issuer_device_id,
+                "receipt_hash": receipt_hash,
+                "body": body,
+                "sig": sig,
+                "received_at_ms": at_ms,
+                "log_index": log_index,
+            },
         )
         return int(result.scalar_one())
 
@@ -531,7 +591,7 @@ class SqlTx:
         if not items:
             return
         await self._conn.execute(
-            insert(t.inbox_items),
+            _INSERT_ITEMS,
             [
                 {
                     "device_id": i.device_id,
@@ -548,29 +608,7 @@ class SqlTx:
         )
 
     async def pending_items(self, device_id: int, limit: int, exclude: Iterable[int] = ()) -> list[ItemRow]:
-        i, e, r = t.inbox_items, t.envelopes, t.receipts
-        conditions = [i.c.device_id == device_id, i.c.acked.is_(False)]
-        excluded = list(exclude)
-        if excluded:
-            conditions.append(i.c.id.not_in(excluded))
-        stmt = (
-            select(
-                i.c.id,
-                i.c.kind,
-                i.c.at_ms,
-                i.c.rank,
-                i.c.payload,
-                e.c.wire,
-                e.c.receipt_body,
-                e.c.receipt_sig,
-                r.c.body,
-                r.c.sig,
-            )
-            .select_from(i.outerjoin(e, e.c.id == i.c.envelope_id).outerjoin(r, r.c.id == i.c.receipt_id))
-            .where(and_(*conditions))
-            .order_by(i.c.rank, i.c.id)
-            .limit(limit)
-        )
+        params = {"device_id": device_id, "exclude": list(exclude), "limit": limit}
         return [
             ItemRow(
                 id=row["id"],
@@ -584,33 +622,22 @@ class SqlTx:
                 receipt_body=_opt_bytes(row["body"]),
                 receipt_sig=_opt_bytes(row["sig"]),
             )
-            for row in await self._all(stmt)
+            for row in await self._all(_PENDING, params)
         ]
 
     async def still_pending(self, device_id: int, ids: Iterable[int]) -> set[int]:
         wanted = list(ids)
         if not wanted:
             return set()
-        stmt = select(t.inbox_items.c.id).where(
-            t.inbox_items.c.device_id == device_id,
-            t.inbox_items.c.acked.is_(False),
-            t.inbox_items.c.id.in_(wanted),
-        )
-        return {int(r["id"]) for r in await self._all(stmt)}
+        return {
+            int(r["id"]) for r in await self._all(_STILL_PENDING, {"device_id": device_id, "ids": wanted})
+        }
 
     async def ack_items(self, device_id: int, ids: Iterable[int]) -> int:
         wanted = sorted(set(ids))
         if not wanted:
             return 0
-        result = await self._conn.execute(
-            update(t.inbox_items)
-            .where(
-                t.inbox_items.c.device_id == device_id,
-                t.inbox_items.c.acked.is_(False),
-                t.inbox_items.c.id.in_(wanted),
-            )
-            .values(acked=True)
-        )
+        result = await self._conn.execute(_ACK, {"for_device": device_id, "ids": wanted})
         return int(result.rowcount)
 
     # --- audit log ---------------------------------------------------------------------------------
@@ -618,9 +645,7 @@ class SqlTx:
     async def lock_log(self) -> int:
         if not self._writable:
             raise RuntimeError("lock_log needs a write transaction")
-        stmt = select(t.log_state.c.size).where(t.log_state.c.id == 1)
-        if self._postgres:
-            stmt = stmt.with_for_update()
+        stmt = _LOG_SIZE_FOR_UPDATE if self._postgres else _LOG_SIZE
         self._log_size = int((await self._conn.execute(stmt)).scalar_one())
         return self._log_size
 
@@ -629,10 +654,10 @@ class SqlTx:
             raise RuntimeError("append_audit before lock_log")
         index = self._log_size
         await self._conn.execute(
-            insert(t.audit_log).values(idx=index, at_ms=at_ms, entry=entry, leaf_hash=leaf_hash(entry))
+            _INSERT_AUDIT, {"idx": index, "at_ms": at_ms, "entry": entry, "leaf_hash": leaf_hash(entry)}
         )
         self._log_size = index + 1
-        await self._conn.execute(update(t.log_state).where(t.log_state.c.id == 1).values(size=self._log_size))
+        await self._conn.execute(_SET_LOG_SIZE, {"new_size": self._log_size})
         return index
 
     async def audit_rows(self, start: int, limit: int) -> list[AuditRow]:
@@ -668,24 +693,82 @@ class SqlTx:
             sig=bytes(row["sig"]),
         )
 
+    def semantics(self) -> SqlSemanticsTx:
+        return SqlSemanticsTx(self._conn, postgres=self._postgres)
+
     async def insert_tree_head(self, row: TreeHeadRow) -> None:
-        exists = await self._one(select(t.tree_heads.c.size).where(t.tree_heads.c.size == row.size))
-        if exists is None:
-            await self._conn.execute(
-                insert(t.tree_heads).values(
-                    size=row.size, root=row.root, at_ms=row.at_ms, body=row.body, sig=row.sig
-                )
+        # Replicas' signers often reach the same size together: the first head stored stays, and the
+        # other's insert is a no-op rather than a unique violation (which would stop a replica's start).
+        dialect_insert = pg_insert if self._postgres else sqlite_insert
+        await self._conn.execute(
+            dialect_insert(t.tree_heads)
+            .values(size=row.size, root=row.root, at_ms=row.at_ms, body=row.body, sig=row.sig)
+            .on_conflict_do_nothing(index_elements=[t.tree_heads.c.size])
+        )
+
+    async def tree_heads(self, start_size: int, limit: int) -> list[TreeHeadRow]:
+        stmt = (
+            select(t.tree_heads)
+            .where(t.tree_heads.c.size >= start_size)
+            .order_by(t.tree_heads.c.size)
+            .limit(limit)
+        )
+        return [
+            TreeHeadRow(
+                size=r["size"],
+                root=bytes(r["root"]),
+                at_ms=r["at_ms"],
+                body=bytes(r["body"]),
+                sig=bytes(r["sig"]),
             )
+            for r in await self._all(stmt)
+        ]
+
+    async def accepted_receipts(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        e = t.envelopes
+        stmt = (
+            select(e.c.log_index, e.c.receipt_body, e.c.receipt_sig)
+            .where(e.c.log_index >= start, e.c.log_index < end)
+            .order_by(e.c.log_index)
+        )
+        return [
+            (int(r["log_index"]), bytes(r["receipt_body"]), bytes(r["receipt_sig"]))
+            for r in await self._all(stmt)
+        ]
+
+
+class _Group:
+    """Writers committed together: one SQLite transaction, a savepoint per writer."""
+
+    def __init__(self, conn: Connection, tx: RootTransaction, done: asyncio.Future[None]) -> None:
+        self.conn = conn
+        self.tx = tx
+        self.done = done  # the group's COMMIT: its result, or the error every member gets
+        self.members = 0  # writers whose work is in the group (their savepoints were released)
+        self.broken = False  # a savepoint could not be rolled back: commit nothing more into it
 
 
 class SqlStore:
     """Implements :class:`hotline.relay.store.Store` on an async SQLAlchemy engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, busy_timeout_ms: int = 10_000, group_commit_max: int = 32
+    ) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         # SQLite has one writer; queueing here keeps writers off SQLite's busy-wait loop.
         self._sqlite_writer = None if self._postgres else asyncio.Lock()
+        self._inline = (
+            None if self._postgres else create_inline_sqlite_engine(engine, busy_timeout_ms=busy_timeout_ms)
+        )
+        # BEGIN IMMEDIATE (may wait for the lock) and COMMIT (fsync) run here, one at a time, in order.
+        self._db_thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit") if self._inline else None
+        )
+        self._group_commit_max = max(1, group_commit_max)
+        self._group: _Group | None = None
+        self._queued = 0  # writers waiting for the writer lock
+        self._commits: set[asyncio.Task[None]] = set()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -696,10 +779,21 @@ class SqlStore:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        while self._commits:
+            await asyncio.gather(*self._commits, return_exceptions=True)
+        if self._inline is not None:
+            self._inline.dispose()
+        if self._db_thread is not None:
+            self._db_thread.shutdown(wait=True)
         await self._engine.dispose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:
+        if self._inline is not None:
+            # A WAL reader never waits for the writer: the statements run inline.
+            with self._inline.connect() as sync_conn, sync_conn.begin():
+                yield SqlTx(InlineConnection(sync_conn), postgres=False, writable=False)
+            return
         async with self._engine.connect() as conn, conn.begin():
             yield SqlTx(conn, postgres=self._postgres, writable=False)
 
@@ -709,7 +803,117 @@ class SqlStore:
             async with self._engine.connect() as conn, conn.begin():
                 yield SqlTx(conn, postgres=True, writable=True)
             return
+        if self._inline is not None:
+            async with self._group_write() as tx:
+                yield tx
+            return
         async with self._sqlite_writer, self._engine.connect() as conn:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
             async with conn.begin():
                 yield SqlTx(conn, postgres=False, writable=True)
+
+    # --- SQLite group commit ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _group_write(self) -> AsyncIterator[SqlTx]:
+        lock = self._sqlite_writer
+        assert lock is not None
+        self._queued += 1
+        try:
+            await lock.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            group = self._group if self._group is not None else await self._begin_group()
+        except BaseException:
+            lock.release()
+            raise
+        joined = False
+        started = False
+        # Plain SQL for the savepoint: SQLAlchemy's own savepoint compiles two statements per writer.
+        try:
+            group.conn.exec_driver_sql("SAVEPOINT writer")
+            started = True
+            yield SqlTx(InlineConnection(group.conn), postgres=False, writable=True)
+            group.conn.exec_driver_sql("RELEASE writer")
+            group.members += 1
+            joined = True
+        except BaseException:
+            if started and not joined:
+                try:
+                    group.conn.exec_driver_sql("ROLLBACK TO writer")
+                    group.conn.exec_driver_sql("RELEASE writer")
+                except Exception:
+                    group.broken = True
+            raise
+        finally:
+            self._end_turn(group)
+        if joined:
+            await asyncio.shield(group.done)
+
+    async def _begin_group(self) -> _Group:
+        inline, pool = self._inline, self._db_thread
+        assert inline is not None and pool is not None
+
+        def begin() -> tuple[Connection, RootTransaction]:
+            conn = inline.connect().execution_options(**{WRITE_OPTION: True})
+            try:
+                return conn, conn.begin()  # BEGIN IMMEDIATE: waits here for SQLite's write lock
+            except BaseException:
+                conn.close()
+                raise
+
+        loop = asyncio.get_running_loop()
+        started = loop.run_in_executor(pool, begin)
+        try:
+            conn, tx = await asyncio.shield(started)
+        except asyncio.CancelledError:
+            # The BEGIN goes on in its thread: give its connection (and the write lock) back after.
+            def give_back(f: asyncio.Future[tuple[Connection, RootTransaction]]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    f.result()[0].close()
+
+            started.add_done_callback(give_back)
+            raise
+        done: asyncio.Future[None] = loop.create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, whoever waits
+        self._group = _Group(conn, tx, done)
+        return self._group
+
+    def _end_turn(self, group: _Group) -> None:
+        """A writer is done with the group: let the next writer in, or end the group (lock held)."""
+        lock = self._sqlite_writer
+        assert lock is not None
+        if self._queued and group.members < self._group_commit_max and not group.broken:
+            lock.release()  # the next writer adds its work to the same transaction
+            return
+        self._group = None
+        if group.members == 0:
+            try:
+                group.tx.rollback()
+            finally:
+                group.conn.close()
+                group.done.set_result(None)
+                lock.release()
+            return
+        task = asyncio.get_running_loop().create_task(self._commit(group))
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+
+    async def _commit(self, group: _Group) -> None:
+        """COMMIT the group in the database thread, answer its writers, then let the next group begin."""
+        lock, pool = self._sqlite_writer, self._db_thread
+        assert lock is not None and pool is not None
+        try:
+            if group.broken:
+                raise RuntimeError("a savepoint could not be rolled back; the group is abandoned")
+            await asyncio.shield(asyncio.get_running_loop().run_in_executor(pool, group.tx.commit))
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                group.tx.rollback()
+            group.done.set_exception(exc)
+        else:
+            group.done.set_result(None)
+        finally:
+            group.conn.close()
+            lock.release()

@@ -15,7 +15,10 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hotline.relay.semantics_store import SemanticsTx
 
 
 class Role(StrEnum):
@@ -34,6 +37,7 @@ class ItemKind(StrEnum):
     ENVELOPE = "envelope"
     RECEIPT = "receipt"
     DIRECTORY = "directory"
+    NOTICE = "notice"  # a relay-signed notice: escalation, crisis change, check-in due (docs/adr/0007)
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class ReceiptRow:
     body: bytes
     sig: bytes
     log_index: int
+    received_at_ms: int = 0  # relay clock, when the receipt was stored
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,13 @@ class Tx(Protocol):
     async def log_size(self) -> int: ...
     async def latest_tree_head(self) -> TreeHeadRow | None: ...
     async def insert_tree_head(self, row: TreeHeadRow) -> None: ...
+    async def tree_heads(self, start_size: int, limit: int) -> list[TreeHeadRow]: ...
+    async def accepted_receipts(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        """(log_index, body, sig) of the relay-accepted receipts of envelopes logged in [start, end)."""
+        ...
+
+    # hotline semantics: deadlines, timers, crisis state (hotline/relay/semantics_store.py)
+    def semantics(self) -> SemanticsTx: ...
 
 
 class Store(Protocol):

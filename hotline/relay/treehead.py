@@ -60,6 +60,16 @@ class TreeHeadSigner:
                 )
         await self.sign_if_grown()
 
+    async def tree(self, size: int) -> MerkleTree:
+        """The log's Merkle tree, holding at least ``size`` leaves if the log has them (for proofs).
+
+        Read-only for callers: proofs and roots for any size up to ``tree.size``.
+        """
+        if size > self._tree.size:
+            async with self._lock:
+                await self._catch_up()
+        return self._tree
+
     async def sign_if_grown(self) -> TreeHeadRow | None:
         """Sign and store a tree head if the log grew since the last one (or none exists)."""
         async with self._lock:

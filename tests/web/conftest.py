@@ -181,3 +181,36 @@ def _response_problem(response: Any, problems: list[str]) -> None:
 def failures(cases: list[dict[str, Any]]) -> list[str]:
     """Readable lines for the failed cases of a suite."""
     return [f"{c['name']}: {c.get('error')}" for c in cases if not c["ok"]]
+
+
+# --- the browser client against a real relay ------------------------------------------------------
+
+
+def start_web_relay(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Any:
+    """A real relay (``hotline serve`` on SQLite, on an ephemeral loopback port) serving the web client."""
+    from tests.relay.support import RelayProcess
+
+    data_dir = tmp_path_factory.mktemp("web-relay") / "data"
+    env = {"HOTLINE_LOG_LEVEL": "warning", **{f"HOTLINE_{k.upper()}": v for k, v in settings.items()}}
+    return RelayProcess(data_dir, None, "sqlite", env).start()
+
+
+@pytest.fixture(scope="session")
+def web_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One relay for the browser-client tests; each test makes its own channel."""
+    relay = start_web_relay(tmp_path_factory)
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+@pytest.fixture
+def open_desks() -> Iterator[list[Any]]:
+    """Browser desks a test opened; closed at its end, after checking none saw a problem."""
+    desks: list[Any] = []
+    yield desks
+    problems = [f"{d.member or 'page'}: {p}" for d in desks for p in d.problems]
+    for d in desks:
+        d.close()
+    assert not problems, "\n".join(problems)

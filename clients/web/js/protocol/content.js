@@ -6,6 +6,7 @@
 import { malformed, unsupportedVersion } from "./errors.js";
 import { dumpJson, loadJsonObject } from "./encoding.js";
 import { isJsonObject } from "./json.js";
+import { TreeHead } from "./statements.js";
 import {
   DEFAULT_LIMITS,
   Intent,
@@ -171,12 +172,20 @@ function installationsList(fields) {
   f.entries.forEach((entry, i) => requireStr(entry, { field: `fields.entries[${i}]`, maxLen: 512 }));
 }
 
+/** @param {Record<string, unknown>} fields */
+function treeHead(fields) {
+  const f = requireObject(fields, { field: "fields", keys: ["template", "tree_head"] });
+  TreeHead.fromJson(f.tree_head); // its signature is the receiving desk's to check (relay key)
+}
+
 /** Template name → [the intent it needs, its checker]. */
 export const TEMPLATES = Object.freeze({
   // 2005 India–Pakistan agreement: pre-notify ballistic-missile tests, window of at most 5 days.
   missile_test: [Intent.PRE_NOTIFICATION, missileTest],
   // 1988/1992 agreement: lists of nuclear installations exchanged every 1 January.
   nuclear_installations: [Intent.PRE_NOTIFICATION, installationsList],
+  // The newest relay tree head the sender verified (PROTOCOL.md §12.3); link tests carry it.
+  tree_head: [Intent.LINK_TEST, treeHead],
 });
 
 /**

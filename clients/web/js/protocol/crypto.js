@@ -176,9 +176,36 @@ export async function sign(privateKey, message) {
   return new Uint8Array(await subtle().sign({ name: "Ed25519" }, privateKey, message));
 }
 
+// Encodings (sign bit cleared) of the points of order 1, 2, 4 and 8 on edwards25519. With such a key the
+// signature (R = the key, S = 0) verifies for every message, so a device that enrolled one could later
+// deny anything "it" signed. Non-canonical encodings (y >= p) are refused too. Same list as crypto.py.
+const SMALL_ORDER_ED25519 = new Set([
+  "0000000000000000000000000000000000000000000000000000000000000000", // order 4
+  "0100000000000000000000000000000000000000000000000000000000000000", // identity
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", // order 8
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", // order 8
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // order 2
+]);
+const P25519 = (1n << 255n) - 19n;
+
+/**
+ * True for small-order points and non-canonical encodings, which no honest key generator makes.
+ * @param {Uint8Array} publicKey 32 bytes
+ */
+export function isWeakEd25519PublicKey(publicKey) {
+  const masked = Uint8Array.from(publicKey);
+  masked[31] &= 0x7f;
+  let hex = "";
+  let y = 0n;
+  for (let i = 0; i < masked.length; i++) hex += masked[i].toString(16).padStart(2, "0");
+  for (let i = masked.length - 1; i >= 0; i--) y = (y << 8n) | BigInt(masked[i]);
+  return SMALL_ORDER_ED25519.has(hex) || y >= P25519;
+}
+
 /**
  * Raise bad_signature unless `signature` is a valid Ed25519 signature by `publicKey` over `message`.
- * Checks in the order of crypto.py: signature length, then key length, then the signature itself.
+ * Checks in the order of crypto.py: signature length, then the key (its length, then weak keys, both
+ * malformed), then the signature itself.
  * @param {Uint8Array} publicKey
  * @param {Uint8Array} signature
  * @param {Uint8Array} message
@@ -186,6 +213,9 @@ export async function sign(privateKey, message) {
 export async function verifySignature(publicKey, signature, message) {
   if (signature.length !== ED25519_SIGNATURE_LEN) throw badSignature("signature does not verify");
   if (publicKey.length !== ED25519_PUBLIC_LEN) throw malformed("an Ed25519 public key is 32 bytes");
+  if (isWeakEd25519PublicKey(publicKey)) {
+    throw malformed("a weak (small-order or non-canonical) Ed25519 public key is refused");
+  }
   let valid = false;
   try {
     const key = await subtle().importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);

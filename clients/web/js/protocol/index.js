@@ -4,6 +4,7 @@
 // Randomness comes from WebCrypto unless a caller passes its own source (test vectors do).
 
 export { ErrorCode, ProtocolError } from "./errors.js";
+export { isWeakEd25519PublicKey } from "./crypto.js";
 export { b64d, b64e, dumpJson, frame, fromHex, loadJsonObject, toHex, utf8, utf8Decode } from "./encoding.js";
 export {
   DEFAULT_LIMITS,
@@ -26,4 +27,5 @@ export { REJECT_REASONS, Receipt, ReceiptKind, issueDeviceReceipt } from "./rece
 export { TreeHead, authMessage, signAuthChallenge, verifyAuthProof } from "./statements.js";
 export { MerkleProofError, leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from "./merkle.js";
 export { ReceiverState } from "./receiver.js";
+export { Act, ActKind, Notice, NoticeKind, signAct } from "./notices.js";
 export { uuid7, uuid7TimeMs } from "./uuid7.js";

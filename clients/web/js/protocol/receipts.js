@@ -64,7 +64,7 @@ export class Receipt {
   /**
    * @param {{body: Uint8Array, signature: Uint8Array, kind: string, channel: string, messageId: string,
    *          envelopeHash: Uint8Array, atMs: number, issuer: DeviceAddress | null, logIndex: number | null,
-   *          replyId: string | null, reason: string | null}} fields
+   *          replyId: string | null, reason: string | null, declined: boolean}} fields
    */
   constructor(fields) {
     Object.assign(this, fields);
@@ -118,7 +118,9 @@ export class Receipt {
     }
     const kind = requireEnum(Object.hasOwn(obj, "kind") ? obj.kind : null, ReceiptKind, { field: "receipt.kind" });
     const extra = EXTRA_FIELDS[/** @type {keyof typeof EXTRA_FIELDS} */ (kind)];
-    const f = requireObject(obj, { field: "receipt", keys: [...COMMON_FIELDS, ...extra] });
+    // An acknowledgement may carry "declined": true — a signed refusal by a person (ADR 0007).
+    const optional = kind === ReceiptKind.ACKNOWLEDGED ? ["declined"] : [];
+    const f = requireObject(obj, { field: "receipt", keys: [...COMMON_FIELDS, ...extra], optional });
     if (f.type !== "receipt") throw malformed("receipt.type: expected 'receipt'");
     const envelopeHash = b64d(f.envelope_hash, { field: "receipt.envelope_hash", maxBytes: 32 });
     if (envelopeHash.length !== 32) throw malformed("receipt.envelope_hash: a SHA-256 hash is 32 bytes");
@@ -133,6 +135,10 @@ export class Receipt {
         throw malformed(`receipt.reason: ${JSON.stringify(reason)} is not a rejection reason`);
       }
     }
+    // One encoding only: a refusal says true; an acknowledgement that is not one leaves the field out.
+    if (Object.hasOwn(f, "declined") && f.declined !== true) {
+      throw malformed("receipt.declined: only true is allowed (leave it out otherwise)");
+    }
     return new Receipt({
       body,
       signature,
@@ -145,6 +151,7 @@ export class Receipt {
       logIndex,
       replyId,
       reason,
+      declined: Object.hasOwn(f, "declined"),
     });
   }
 }
@@ -179,15 +186,17 @@ export function issueRelayAccepted(relayKey, { channel, messageId, envelopeHash,
 }
 
 /**
- * Issue a delivered, acknowledged or rejected receipt from a recipient device.
+ * Issue a delivered, acknowledged or rejected receipt from a recipient device. `declined` (acknowledged
+ * only) makes the acknowledgement a signed refusal.
  * @param {CryptoKey} deviceKey the device's (non-extractable) signing key
  * @param {DeviceAddress} issuer
  * @param {string} kind
  * @param {{channel: string, messageId: string, envelopeHash: Uint8Array, atMs: number,
- *          replyId?: string | null, reason?: string | null}} f
+ *          replyId?: string | null, reason?: string | null, declined?: boolean}} f
  */
 export function issueDeviceReceipt(deviceKey, issuer, kind, f) {
-  const { channel, messageId, envelopeHash, atMs, replyId = null, reason = null } = f;
+  const { channel, messageId, envelopeHash, atMs, replyId = null, reason = null, declined = false } = f;
+  if (declined && kind !== ReceiptKind.ACKNOWLEDGED) throw malformed("only an acknowledged receipt can be a refusal");
   /** @type {Record<string, unknown>} */
   const fields = {
     kind,
@@ -199,6 +208,7 @@ export function issueDeviceReceipt(deviceKey, issuer, kind, f) {
   };
   if (kind === ReceiptKind.ACKNOWLEDGED) {
     fields.reply_id = replyId;
+    if (declined) fields.declined = true;
   } else if (kind === ReceiptKind.REJECTED) {
     if (reason === null || !REJECT_REASONS.has(reason)) throw malformed("a rejected receipt needs a rejection reason");
     fields.reason = reason;

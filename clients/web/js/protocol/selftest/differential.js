@@ -10,6 +10,7 @@ import { SignedPrekey } from "../keys.js";
 import { TreeHead } from "../statements.js";
 import { normalizeSafetyNumber } from "../fingerprints.js";
 import { openKeyFile } from "../keyfile.js";
+import { Act, Notice } from "../notices.js";
 
 const SIGNATURE = new Uint8Array(64); // parsing never looks at the signature
 
@@ -21,6 +22,8 @@ const PARSERS = {
   prekey: (data) => SignedPrekey.parse(data, SIGNATURE),
   tree_head: (data) => TreeHead.parse(data, SIGNATURE),
   keyfile: (data) => openKeyFile(data, null),
+  notice: (data) => Notice.parse(data, SIGNATURE),
+  act: (data) => Act.parse(data, SIGNATURE),
 };
 
 /** "ok" or the error code; anything but a ProtocolError is a bug and is reported as such. */

@@ -20,6 +20,7 @@ import { receiverSuite, runReceiverScripts } from "./receiver.js";
 import { merkleSuite } from "./merkle.js";
 import { interopSteps } from "./interop.js";
 import { differential } from "./differential.js";
+import { weakKeys } from "./weak_keys.js";
 
 /** @typedef {import("./support.js").CaseResult} CaseResult */
 
@@ -61,6 +62,7 @@ const STEPS = {
   receiverScripts: runReceiverScripts,
   differential,
   workedExample,
+  weakKeys,
   ...interopSteps,
 };
 
